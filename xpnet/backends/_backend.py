@@ -1,0 +1,202 @@
+"""The Backend object: one array library on one device, with what the standard lacks.
+
+A Backend bundles everything a layer needs besides pure array maths:
+
+- ``xp``: the array-API namespace (through array-api-compat where needed);
+- ``device``: where arrays are created;
+- ``rng``: a seeded random generator native to the library, drawing on the device;
+- ``asarray`` / ``to_numpy``: explicit conversions in and out;
+- ``scatter_add``: the one scatter primitive the standard does not have.
+
+Subclasses in ``_numpy``, ``_torch``, ``_cupy`` and ``_strict`` override only what
+differs between libraries.
+"""
+
+from __future__ import annotations
+
+_DTYPE_NAMES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+)
+
+
+class Generator:
+    """A seeded random generator that draws directly on a backend's device.
+
+    ``shape`` is a tuple; ``dtype`` a namespace dtype (default float32). Every
+    method returns an array of the backend that owns the generator, on
+    ``device`` (default: the backend's device).
+    """
+
+    def __init__(self, backend: "Backend", seed: int):
+        self._backend = backend
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Restart the stream from ``seed`` (an int >= 0)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"manual_seed expected a non-negative int, got {seed!r}")
+        self.seed = seed
+        self._reseed(seed)
+        return self
+
+    # Subclasses implement the primitives below.
+    def _reseed(self, seed: int) -> None:
+        raise NotImplementedError
+
+    def get_state(self):
+        """The generator's full state, as plain Python/numpy data (for checkpoints)."""
+        raise NotImplementedError
+
+    def set_state(self, state) -> None:
+        """Restore a state returned by :meth:`get_state`."""
+        raise NotImplementedError
+
+    def normal(self, shape, mean=0.0, std=1.0, *, dtype=None, device=None):
+        """Samples of N(mean, std**2)."""
+        raise NotImplementedError
+
+    def uniform(self, shape, low=0.0, high=1.0, *, dtype=None, device=None):
+        """Samples of U[low, high)."""
+        raise NotImplementedError
+
+    def bernoulli(self, shape, p, *, dtype=None, device=None):
+        """1 with probability ``p``, else 0, as ``dtype`` (bool gives True/False)."""
+        raise NotImplementedError
+
+    def permutation(self, n: int, *, device=None):
+        """A random permutation of ``range(n)`` as an int64 array."""
+        raise NotImplementedError
+
+
+class Backend:
+    """One array library on one device. Obtain instances with :func:`xpnet.backends.get`."""
+
+    name: str = ""
+    #: default seed of every generator, so that an unseeded run is reproducible (as in PyTorch)
+    default_seed = 0
+
+    def __init__(self, xp, device, label: str):
+        self.xp = xp
+        self.device = device
+        self.label = label
+        self._dtypes = {}
+        for n in _DTYPE_NAMES:
+            dt = getattr(xp, n, None)
+            if dt is not None:
+                self._dtypes[n] = dt
+        self._dtype_names = {}
+        for n, dt in self._dtypes.items():
+            try:
+                self._dtype_names.setdefault(dt, n)
+            except TypeError:  # unhashable dtype objects: look them up linearly
+                pass
+        # The dtype objects arrays actually carry (numpy: np.dtype, not the scalar type), so that
+        # ``x.dtype in float_dtypes`` is one hash lookup in the hot path.
+        self.float_dtypes = frozenset(
+            xp.empty((0,), dtype=self._dtypes[n], device=device).dtype
+            for n in ("float16", "bfloat16", "float32", "float64")
+            if n in self._dtypes
+        )
+        self.rng = self._make_generator(self.default_seed)
+
+    # -- identity --------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"Backend({self.label})"
+
+    # -- dtypes ------------------------------------------------------------------
+    def dtype(self, spec):
+        """Resolve ``spec`` (a name such as ``"float64"``, or a dtype of any backend) to this namespace's dtype."""
+        if isinstance(spec, str):
+            try:
+                return self._dtypes[spec]
+            except KeyError:
+                raise ValueError(
+                    f"backend {self.label} has no dtype {spec!r}; it has {sorted(self._dtypes)}"
+                ) from None
+        if spec in self._dtype_names:
+            return spec
+        return self.dtype(dtype_name(spec))
+
+    def dtype_name(self, dt) -> str:
+        """The standard name (``"float32"``) of one of this namespace's dtypes."""
+        try:
+            return self._dtype_names[dt]
+        except (KeyError, TypeError):
+            return dtype_name(dt)
+
+    def is_float(self, dt) -> bool:
+        """True for a real floating-point dtype of this namespace."""
+        return dt in self.float_dtypes
+
+    # -- conversions -------------------------------------------------------------
+    def owns(self, x) -> bool:
+        """True when ``x`` is an array of this library (on any device)."""
+        raise NotImplementedError
+
+    def asarray(self, obj, dtype=None):
+        """``obj`` as an array of this backend on its device.
+
+        ``obj`` may be Python data, a numpy array, or an array of any backend
+        (converted through a host copy: this call is the explicit move).
+        ``dtype`` is a name or a dtype; by default floats stay as they are.
+        """
+        dt = None if dtype is None else self.dtype(dtype)
+        if not self.owns(obj):
+            from ._registry import _foreign_to_host
+
+            obj = _foreign_to_host(obj)
+            return self._from_host(obj, dt)
+        if dt is None:
+            return self._to_device(obj)
+        return self.xp.astype(self._to_device(obj), dt, copy=False)
+
+    def _from_host(self, obj, dtype):
+        return self.xp.asarray(obj, dtype=dtype, device=self.device)
+
+    def _to_device(self, x):
+        return x if x.device == self.device else self.xp.asarray(x, device=self.device)
+
+    def to_numpy(self, x):
+        """A host numpy copy of ``x`` (an array of this backend)."""
+        raise NotImplementedError
+
+    # -- what the standard lacks -----------------------------------------------
+    def scatter_add(self, target, index, values):
+        """``target`` with ``values[i]`` added into row ``index[i]``, repeated indices summed.
+
+        Shapes: ``target (M, *rest)``, ``index (K,)`` integer, ``values (K, *rest)``.
+        Returns a new array; ``target`` is not modified.
+        """
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on the CPU); call before reading a clock."""
+
+    def manual_seed(self, seed: int) -> "Backend":
+        """Reseed this backend's generator."""
+        self.rng.manual_seed(seed)
+        return self
+
+    def _make_generator(self, seed: int) -> Generator:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A one-line description: library version and device."""
+        return self.label
+
+
+def dtype_name(dt) -> str:
+    """The standard name of a dtype object from numpy, torch, cupy or array_api_strict."""
+    name = getattr(dt, "name", None)  # numpy/cupy dtypes, numpy scalar types
+    if isinstance(name, str):
+        return name
+    s = str(dt)
+    for prefix in ("torch.", "array_api_strict."):
+        if s.startswith(prefix):
+            return s[len(prefix):]
+    if s.startswith("<class 'numpy."):
+        return s[len("<class 'numpy."):-2]
+    if s in _DTYPE_NAMES:
+        return s
+    raise TypeError(f"not a dtype: {dt!r}")

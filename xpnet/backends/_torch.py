@@ -1,0 +1,123 @@
+"""The PyTorch backend: torch tensors on the CPU or on CUDA, without autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import array_api_compat.torch as xp_torch
+
+from ._backend import Backend, Generator
+
+
+class TorchGenerator(Generator):
+    """A ``torch.Generator`` on the backend's device, so masks never cross the bus."""
+
+    def _reseed(self, seed):
+        self._gens = {}
+        self._seed = seed
+
+    def _gen(self, device):
+        dev = self._backend.device if device is None else torch.device(device)
+        g = self._gens.get(dev)
+        if g is None:
+            g = torch.Generator(device=dev)
+            g.manual_seed(self._seed)
+            self._gens[dev] = g
+        return g, dev
+
+    def get_state(self):
+        g, _ = self._gen(None)
+        return g.get_state().numpy().copy()
+
+    def set_state(self, state):
+        g, _ = self._gen(None)
+        g.set_state(torch.as_tensor(np.asarray(state, dtype=np.uint8)))
+
+    def _dtype(self, dtype):
+        return torch.float32 if dtype is None else dtype
+
+    def normal(self, shape, mean=0.0, std=1.0, *, dtype=None, device=None):
+        g, dev = self._gen(device)
+        z = torch.randn(tuple(shape), generator=g, dtype=self._dtype(dtype), device=dev)
+        if std != 1.0:
+            z.mul_(std)
+        if mean != 0.0:
+            z.add_(mean)
+        return z
+
+    def uniform(self, shape, low=0.0, high=1.0, *, dtype=None, device=None):
+        g, dev = self._gen(device)
+        u = torch.rand(tuple(shape), generator=g, dtype=self._dtype(dtype), device=dev)
+        if (low, high) != (0.0, 1.0):
+            u.mul_(high - low).add_(low)
+        return u
+
+    def bernoulli(self, shape, p, *, dtype=None, device=None):
+        g, dev = self._gen(device)
+        hit = torch.rand(tuple(shape), generator=g, device=dev) < p
+        return hit if dtype is torch.bool else hit.to(self._dtype(dtype))
+
+    def permutation(self, n, *, device=None):
+        g, dev = self._gen(device)
+        return torch.randperm(n, generator=g, device=dev, dtype=torch.int64)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, device=None):
+        dev = torch.device("cpu" if device is None else device)
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError(
+                    "torch backend on CUDA is unusable: torch.cuda.is_available() is False "
+                    f"(torch {torch.__version__}); use device 'cpu' or install a CUDA build of torch"
+                )
+            if dev.index is None:
+                dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.type != "cpu":
+            raise ValueError(f"the torch backend supports 'cpu' and 'cuda' devices, got {device!r}")
+        super().__init__(xp_torch, dev, f"torch:{dev}")
+
+    def owns(self, x):
+        return isinstance(x, torch.Tensor)
+
+    def _from_host(self, obj, dtype):
+        if isinstance(obj, np.ndarray) and not obj.flags.writeable:
+            obj = obj.copy()  # torch warns on read-only buffers
+        return torch.as_tensor(obj, dtype=dtype, device=self.device)
+
+    def to_numpy(self, x):
+        x = x.detach()
+        if x.dtype == torch.bfloat16:
+            x = x.to(torch.float32)
+        if x.device.type == "cpu":
+            return x.numpy().copy()
+        return x.cpu().numpy()
+
+    def scatter_add(self, target, index, values):
+        return target.index_add(0, index, values)
+
+    def synchronize(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _make_generator(self, seed):
+        return TorchGenerator(self, seed)
+
+    def describe(self):
+        if self.device.type == "cuda":
+            return f"torch {torch.__version__} on {self.device} ({torch.cuda.get_device_name(self.device)})"
+        return f"torch {torch.__version__} on cpu ({torch.get_num_threads()} threads)"
+
+
+def make(device=None):
+    return TorchBackend(device)
+
+
+def to_host(x):
+    return TorchBackend.to_numpy(None, x)
+
+
+def is_array(x):
+    return isinstance(x, torch.Tensor)

@@ -1,0 +1,160 @@
+"""Losses: ``forward(pred, target)`` returns a 0-d array; ``backward()`` returns d(loss)/d(pred).
+
+Every loss supports ``reduction="mean"`` (average over the elements, or over the
+samples for cross-entropy) and ``reduction="sum"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .. import backends
+from ._checks import dtype_error, no_forward_error, place, place_error, require_float, shape_str
+from .activations import stable_sigmoid
+
+_REDUCTIONS = ("mean", "sum")
+_INT_DTYPES = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
+
+
+class Loss:
+    """Base class: validates ``reduction``, holds what backward needs, checks call order."""
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self._kept = None
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def forward(self, pred, target):
+        raise NotImplementedError
+
+    def backward(self):
+        """d(loss)/d(pred), same shape, dtype and device as ``pred``."""
+        kept = self._kept
+        if kept is None:
+            raise no_forward_error(self._tag())
+        self._kept = None
+        return self._backward(*kept)
+
+    def _tag(self):
+        return type(self).__name__
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _check_pair(self, pred, target):
+        """Float prediction, target of the same backend/device, same dtype and shape."""
+        be = require_float(self._tag(), pred, "prediction")
+        if type(target) is not type(pred) or target.device != pred.device:
+            raise place_error(self._tag(), target, pred, "target")
+        if target.dtype != pred.dtype:
+            raise dtype_error(self._tag(), target, pred.dtype, "target")
+        if tuple(target.shape) != tuple(pred.shape):
+            raise ValueError(
+                f"{self._tag()} expected target of shape {shape_str(pred.shape)} (the prediction's), "
+                f"got {shape_str(target.shape)}"
+            )
+        return be.xp
+
+    def _scale(self, n):
+        return 1.0 / n if self.reduction == "mean" and n > 0 else 1.0
+
+
+class MSELoss(Loss):
+    """``L = reduce((pred - target)^2)``; ``dL/dpred = 2 (pred - target) * s`` with ``s = 1/numel`` for mean."""
+
+    def forward(self, pred, target):
+        xp = self._check_pair(pred, target)
+        d = pred - target
+        s = self._scale(math.prod(pred.shape))
+        self._kept = (d, s)
+        return xp.asarray(xp.sum(d * d) * s)
+
+    def _backward(self, d, s):
+        return d * (2.0 * s)
+
+
+class BCEWithLogitsLoss(Loss):
+    """Binary cross-entropy on logits ``z`` with targets ``t`` in [0, 1]:
+
+    ``l = max(z, 0) - z t + log(1 + exp(-|z|))`` (overflow-free), ``dl/dz = sigmoid(z) - t``.
+    """
+
+    def forward(self, pred, target):
+        xp = self._check_pair(pred, target)
+        s = self._scale(math.prod(pred.shape))
+        loss = xp.maximum(pred, 0.0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
+        self._kept = (stable_sigmoid(xp, pred) - target, s)
+        return xp.asarray(xp.sum(loss) * s)
+
+    def _backward(self, g, s):
+        return g * s
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy on logits ``z (N, C)`` with integer class labels ``y (N,)``.
+
+    ``log p = z - max z - log sum exp(z - max z)`` (stable for logits of any size);
+    with ``q = (1 - eps) onehot(y) + eps / C`` (label smoothing ``eps``),
+    ``l_n = -sum_c q_nc log p_nc`` and ``dl/dz = softmax(z) - q``. Mean divides by N.
+
+    Labels outside ``[0, C)`` raise ``ValueError`` (this reads one boolean back from the device).
+    """
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(reduction)
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, numbers.Real)
+            or not 0.0 <= label_smoothing <= 1.0
+        ):
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, logits, target):
+        tag = self._tag()
+        be = require_float(tag, logits, "logits")
+        xp = be.xp
+        if logits.ndim != 2:
+            raise ValueError(f"{tag} expected logits of shape (N, C), got {shape_str(logits.shape)}")
+        n, c = logits.shape
+        if type(target) is not type(logits) or target.device != logits.device:
+            raise place_error(tag, target, logits, "target")
+        if be.dtype_name(target.dtype) not in _INT_DTYPES:
+            raise TypeError(
+                f"{tag} expected integer class labels as target, got {be.dtype_name(target.dtype)} "
+                f"(from {place(target)}); convert them with xp.astype(y, xp.int64)"
+            )
+        if tuple(target.shape) != (n,):
+            raise ValueError(f"{tag} expected target of shape ({n},) for logits {shape_str(logits.shape)}, got {shape_str(target.shape)}")
+        if n and bool(xp.any((target < 0) | (target >= c))):
+            lo, hi = int(xp.min(target)), int(xp.max(target))
+            raise ValueError(f"{tag} expected class labels in [0, {c}), got labels from {lo} to {hi}")
+        shifted = logits - xp.max(logits, axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        total = xp.sum(e, axis=1, keepdims=True)
+        logp = shifted - xp.log(total)
+        q = xp.astype(target[:, None] == xp.arange(c, dtype=target.dtype, device=logits.device)[None, :], logits.dtype)
+        eps = self.label_smoothing
+        if eps:
+            q = q * (1.0 - eps) + eps / c
+        s = self._scale(n)
+        self._kept = (e / total, q, s)
+        return xp.asarray(-xp.sum(q * logp) * s)
+
+    def _backward(self, p, q, s):
+        g = p - q
+        return g * s if s != 1.0 else g
+
+    def extra_repr(self):
+        parts = [super().extra_repr()] if self.reduction != "mean" else []
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
+        return ", ".join(parts)
