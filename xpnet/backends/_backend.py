@@ -134,22 +134,27 @@ class Backend:
         """True when ``x`` is an array of this library (on any device)."""
         raise NotImplementedError
 
-    def asarray(self, obj, dtype=None):
+    def asarray(self, obj, dtype=None, copy=None):
         """``obj`` as an array of this backend on its device.
 
         ``obj`` may be Python data, a numpy array, or an array of any backend
         (converted through a host copy: this call is the explicit move).
         ``dtype`` is a name or a dtype; by default floats stay as they are.
+        ``copy``: as in the standard; ``None`` may share memory with ``obj``
+        (a numpy array on the CPU), ``True`` never does.
         """
         dt = None if dtype is None else self.dtype(dtype)
         if not self.owns(obj):
             from ._registry import _foreign_to_host
 
-            obj = _foreign_to_host(obj)
-            return self._from_host(obj, dt)
-        if dt is None:
-            return self._to_device(obj)
-        return self.xp.astype(self._to_device(obj), dt, copy=False)
+            host = _foreign_to_host(obj, copy=bool(copy))
+            return self._from_host(host, dt)
+        out = self._to_device(obj)
+        if dt is not None:
+            out = self.xp.astype(out, dt, copy=False)
+        if copy and out is obj:
+            out = self.xp.asarray(out, copy=True)
+        return out
 
     def _from_host(self, obj, dtype):
         return self.xp.asarray(obj, dtype=dtype, device=self.device)

@@ -81,9 +81,9 @@ class NumpyBackend(Backend):
         return f"numpy {np.__version__} on cpu"
 
 
-def host_array(obj):
-    """Python data or a host array as a numpy array (no copy when it already is one)."""
-    return np.asarray(obj)
+def host_array(obj, copy=False):
+    """Python data or a host array as a numpy array (no copy when it already is one, unless ``copy``)."""
+    return np.array(obj, copy=True) if copy else np.asarray(obj)
 
 
 def make(device=None):

@@ -159,8 +159,9 @@ def namespace_of(x):
     return backend_of(x).xp
 
 
-def _foreign_to_host(obj):
-    """A host (numpy) copy of an array of any backend; Python data and numpy arrays pass as they are."""
+def _foreign_to_host(obj, copy=False):
+    """A host (numpy) copy of an array of any backend; Python data and numpy arrays pass as they
+    are unless ``copy``."""
     name = _by_type.get(type(obj))
     if name is None:
         root = type(obj).__module__.partition(".")[0]
@@ -171,7 +172,7 @@ def _foreign_to_host(obj):
                 name = None
     if name is not None and name != "numpy":
         return backend_of(obj).to_numpy(obj)
-    return _module("numpy").host_array(obj)
+    return _module("numpy").host_array(obj, copy)
 
 
 def to_numpy(x):

@@ -70,8 +70,8 @@ class TorchBackend(Backend):
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise RuntimeError(
-                    "torch backend on CUDA is unusable: torch.cuda.is_available() is False "
-                    f"(torch {torch.__version__}); use device 'cpu' or install a CUDA build of torch"
+                    f"CUDA is not available to torch {torch.__version__} (torch.cuda.is_available() is False); "
+                    "use device 'cpu', or install a CUDA build of torch on a machine with an NVIDIA GPU"
                 )
             if dev.index is None:
                 dev = torch.device("cuda", torch.cuda.current_device())

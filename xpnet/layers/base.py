@@ -153,9 +153,7 @@ class Layer:
                     f"{type(self).__name__}.load_state_dict: {full!r} expected shape {tuple(cur.shape)}, got {shape}"
                 )
             be = backends.backend_of(cur)
-            new = be.asarray(value, dtype=be.dtype_name(cur.dtype))
-            if new is value:  # never alias the caller's array
-                new = be.xp.asarray(value, copy=True)
+            new = be.asarray(value, dtype=be.dtype_name(cur.dtype), copy=True)  # never alias the caller's array
             if is_param:
                 getattr(owner, attr).data = new
             else:

@@ -1,0 +1,54 @@
+"""The backends every test runs over: each present one, and a printed reason for each absent one.
+
+- numpy
+- array_api_strict (API 2024.12) on its default device, and on the simulated ``device1``,
+  which rejects any array created without ``device=``
+- torch on the CPU; torch on CUDA and CuPy only where a GPU is usable
+
+``XPNET_TEST_BACKENDS=numpy,torch`` restricts the list (e.g. to run only ``cupy`` on a GPU box).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from xpnet import backends
+
+SPECS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "torch:cuda", "cupy")
+
+
+def _backend_params():
+    wanted = os.environ.get("XPNET_TEST_BACKENDS")
+    chosen = SPECS if not wanted else tuple(s.strip() for s in wanted.split(",") if s.strip())
+    for spec in chosen:
+        try:
+            backends.get(spec)
+            marks = ()
+        except backends.BackendUnavailable as e:
+            marks = (pytest.mark.skip(reason=f"backend {spec} absent: {e}"),)
+        yield pytest.param(spec, id=spec, marks=marks)
+
+
+BACKEND_PARAMS = list(_backend_params())
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    """A Backend, freshly seeded, made the default for the duration of the test."""
+    be = backends.get(request.param)
+    be.manual_seed(1234)
+    with backends.use(be):
+        yield be
+
+
+@pytest.fixture
+def torch():
+    """PyTorch for parity tests; the test is skipped, with the reason, where it is not installed."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'xpnet[torch]')")
+
+
+def host(x):
+    """A numpy copy of an array of any backend (for comparisons in tests)."""
+    return backends.to_numpy(x)

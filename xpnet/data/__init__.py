@@ -1,0 +1,9 @@
+"""Data sets: small synthetic problems, identical on every backend for a given seed.
+
+>>> from xpnet import data
+>>> X, y = data.ring_vs_blob(100, seed=0, backend="torch")   # X (200, 2) float32, y (200,) int64
+"""
+
+from .synthetic import moons, ring_vs_blob, spirals, x_squared
+
+__all__ = ["moons", "ring_vs_blob", "spirals", "x_squared"]
