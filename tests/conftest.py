@@ -16,6 +16,16 @@ import pytest
 
 from xpnet import backends
 
+def pytest_configure(config):
+    # Tests are not timed; one torch thread keeps torch's spinning OpenMP pool from crawling
+    # when another process holds a core (seen here: 8-16 ms per tiny op under load).
+    try:
+        import torch as _torch
+    except ImportError:
+        return
+    _torch.set_num_threads(1)
+
+
 SPECS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "torch:cuda", "cupy")
 
 

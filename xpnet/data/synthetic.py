@@ -61,6 +61,7 @@ def _finish(fn, arrays, backend, dtype):
     target = backends.get(backend)
     host = _host()
     name = _float_name(fn, dtype)
+    target.dtype(name)  # a clear ValueError when the target lacks it (array_api_strict has no float16)
     f64 = host.dtype("float64")
     try:
         dt = host.dtype(name)
@@ -75,7 +76,7 @@ def _polar(xp, r, t):
 
 
 # -- data sets -------------------------------------------------------------------------------
-def ring_vs_blob(n_per_class=100, *, seed=0, backend=None, dtype="float32", radius=1.0, ring_noise=0.1, blob_std=0.3):
+def ring_vs_blob(n_per_class=100, *, seed=0, backend=None, dtype="float32", radius=1.0, ring_noise=0.1, blob_std=0.2):
     """A blob at the origin (label 0) inside a noisy ring (label 1).
 
     Blob: ``x ~ N(0, blob_std^2 I_2)``. Ring: ``theta ~ U[0, 2 pi)``,
