@@ -85,18 +85,25 @@ class Backend:
             dt = getattr(xp, n, None)
             if dt is not None:
                 self._dtypes[n] = dt
+        # Keyed by both the namespace's dtype objects and the ones arrays actually carry
+        # (numpy: np.float32 vs np.dtype('float32')), so that lookups in the hot path hit.
         self._dtype_names = {}
+        carried = {}
         for n, dt in self._dtypes.items():
             try:
-                self._dtype_names.setdefault(dt, n)
-            except TypeError:  # unhashable dtype objects: look them up linearly
-                pass
-        # The dtype objects arrays actually carry (numpy: np.dtype, not the scalar type), so that
-        # ``x.dtype in float_dtypes`` is one hash lookup in the hot path.
-        self.float_dtypes = frozenset(
-            xp.empty((0,), dtype=self._dtypes[n], device=device).dtype
-            for n in ("float16", "bfloat16", "float32", "float64")
-            if n in self._dtypes
+                real = xp.empty((0,), dtype=dt, device=device).dtype
+            except (TypeError, ValueError, RuntimeError):  # a dtype this library cannot allocate
+                continue
+            carried[n] = real
+            for key in (dt, real):
+                try:
+                    self._dtype_names.setdefault(key, n)
+                except TypeError:  # unhashable dtype objects: dtype_name() falls back to parsing
+                    pass
+        # ``x.dtype in float_dtypes`` is one hash lookup in the hot path
+        self.float_dtypes = frozenset(carried[n] for n in ("float16", "bfloat16", "float32", "float64") if n in carried)
+        self.int_dtypes = frozenset(
+            carried[n] for n in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64") if n in carried
         )
         self.rng = self._make_generator(self.default_seed)
 

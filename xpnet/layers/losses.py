@@ -14,7 +14,6 @@ from ._checks import dtype_error, no_forward_error, place, place_error, require_
 from .activations import stable_sigmoid
 
 _REDUCTIONS = ("mean", "sum")
-_INT_DTYPES = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
 
 
 class Loss:
@@ -117,6 +116,7 @@ class CrossEntropyLoss(Loss):
         ):
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.label_smoothing = float(label_smoothing)
+        self._class_row = None
 
     def forward(self, logits, target):
         tag = self._tag()
@@ -127,27 +127,36 @@ class CrossEntropyLoss(Loss):
         n, c = logits.shape
         if type(target) is not type(logits) or target.device != logits.device:
             raise place_error(tag, target, logits, "target")
-        if be.dtype_name(target.dtype) not in _INT_DTYPES:
+        if target.dtype not in be.int_dtypes:
             raise TypeError(
                 f"{tag} expected integer class labels as target, got {be.dtype_name(target.dtype)} "
                 f"(from {place(target)}); convert them with xp.astype(y, xp.int64)"
             )
         if tuple(target.shape) != (n,):
             raise ValueError(f"{tag} expected target of shape ({n},) for logits {shape_str(logits.shape)}, got {shape_str(target.shape)}")
-        if n and bool(xp.any((target < 0) | (target >= c))):
+        if n and bool((xp.min(target) < 0) | (xp.max(target) >= c)):  # one read-back, not a wrong answer
             lo, hi = int(xp.min(target)), int(xp.max(target))
             raise ValueError(f"{tag} expected class labels in [0, {c}), got labels from {lo} to {hi}")
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
         e = xp.exp(shifted)
         total = xp.sum(e, axis=1, keepdims=True)
-        logp = shifted - xp.log(total)
-        q = xp.astype(target[:, None] == xp.arange(c, dtype=target.dtype, device=logits.device)[None, :], logits.dtype)
+        q = xp.astype(target[:, None] == self._classes(xp, c, target), logits.dtype)
         eps = self.label_smoothing
         if eps:
             q = q * (1.0 - eps) + eps / c
         s = self._scale(n)
+        # sum_c q_nc = 1, so -sum_c q_nc log p_nc = log(total_n) - sum_c q_nc shifted_nc
+        loss = (xp.sum(xp.log(total)) - xp.sum(q * shifted)) * s
         self._kept = (e / total, q, s)
-        return xp.asarray(-xp.sum(q * logp) * s)
+        return xp.asarray(loss)
+
+    def _classes(self, xp, c, target):
+        """The row ``[0, 1, ..., C-1]`` on the target's device, made once per shape and place."""
+        key = (c, target.dtype, target.device, type(target))
+        cached = self._class_row
+        if cached is None or cached[0] != key:
+            cached = self._class_row = (key, xp.arange(c, dtype=target.dtype, device=target.device)[None, :])
+        return cached[1]
 
     def _backward(self, p, q, s):
         g = p - q

@@ -60,7 +60,11 @@ class Optimizer:
         return {"lr": self.lr}
 
     def state_dict(self):
-        """``{"state": {index: {name: array}}, "hyper": {...}}``; arrays are the live ones."""
+        """``{"state": {index: {name: array}}, "hyper": {...}}``.
+
+        The arrays are the live buffers, which later steps update in place (as in PyTorch):
+        copy them (e.g. ``backend.to_numpy``) to keep a snapshot.
+        """
         return {"state": {i: dict(st) for i, st in enumerate(self.state) if st}, "hyper": self._hyper()}
 
     def load_state_dict(self, sd):
@@ -73,7 +77,8 @@ class Optimizer:
         for i, st in sd["state"].items():
             p = self.params[int(i)]
             be = backends.backend_of(p.data)
-            self.state[int(i)] = {k: be.asarray(v, dtype=be.dtype_name(p.data.dtype)) for k, v in st.items()}
+            # copies: the buffers are updated in place, and must not be shared with the source
+            self.state[int(i)] = {k: be.asarray(v, dtype=be.dtype_name(p.data.dtype), copy=True) for k, v in st.items()}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in self._hyper().items())
@@ -98,16 +103,31 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
 
     def _update(self, w, g, state):
+        owned = False  # is g a fresh array of ours (not the user-visible p.grad)?
         if self.weight_decay:
-            g = g + w * self.weight_decay
+            d = w * self.weight_decay
+            d += g
+            g, owned = d, True
         mu = self.momentum
         if mu:
             buf = state.get("momentum_buffer")
-            # never mutated in place, so the first buffer may alias the gradient
-            buf = g if buf is None else buf * mu + g * (1.0 - self.dampening)
-            state["momentum_buffer"] = buf
-            g = g + buf * mu if self.nesterov else buf
-        return w - g * self.lr
+            if buf is None:
+                # the buffer is the optimizer's own array, updated in place from here on,
+                # so it must not alias the gradient the user can still see
+                buf = g if owned else g * 1.0
+                state["momentum_buffer"] = buf
+            else:
+                buf *= mu
+                buf += g * (1.0 - self.dampening) if self.dampening else g
+            if self.nesterov:
+                t = buf * mu
+                t += g
+                g = t
+            else:
+                g = buf
+        new = g * -self.lr  # one temporary, then rebind: the parameter's array itself is never touched
+        new += w
+        return new
 
     def _hyper(self):
         return {
