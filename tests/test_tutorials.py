@@ -28,6 +28,15 @@ def _numpy_built(seed, make):
 
 
 # -- 1. y = x^2 ----------------------------------------------------------------------------------
+def _full_batch_steps(net, loss_fn, opt, X, Y, steps):
+    """``steps`` of full-batch gradient descent; the loss is never read back inside."""
+    for _ in range(steps):
+        loss_fn(net(X), Y)
+        opt.zero_grad()
+        net.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+
+
 def _x_squared_net(dtype="float32"):
     net = xn.Sequential(xn.Linear(1, 100, dtype=dtype), xn.Sigmoid(), xn.Linear(100, 1, dtype=dtype))
     init.xavier_uniform(net[0].weight)
@@ -85,11 +94,7 @@ def test_x_squared_trains(backend):
     loss_fn = xn.MSELoss()
     opt = xn.SGD(net.parameters(), lr=0.05, momentum=0.9)
     first = float(loss_fn(net(X), Y))
-    for _ in range(200):
-        loss_fn(net(X), Y)
-        opt.zero_grad()
-        net.backward(loss_fn.backward(), input_grad=False)
-        opt.step()
+    _full_batch_steps(net, loss_fn, opt, X, Y, 200)
     last = float(loss_fn(net(X), Y))
     assert last < 0.1 * first, f"MSE went from {first:.4f} to {last:.4f}"
 
@@ -175,11 +180,7 @@ def test_ring_vs_blob_reaches_full_training_accuracy(backend):
     labels = host(y)
 
     first = float(loss_fn(net(X), y))
-    for _ in range(1000):
-        loss_fn(net(X), y)
-        opt.zero_grad()
-        net.backward(loss_fn.backward(), input_grad=False)
-        opt.step()
+    _full_batch_steps(net, loss_fn, opt, X, y, 1000)
     logits = net(X)
     last = float(loss_fn(logits, y))
     accuracy = float(np.mean(host(logits).argmax(axis=1) == labels))

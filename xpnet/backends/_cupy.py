@@ -64,7 +64,15 @@ class CupyBackend(Backend):
         n = _usable_count()
         if n == 0:
             raise RuntimeError(unusable_reason())
-        index = 0 if device is None else int(str(device).removeprefix("cuda:"))
+        if device is None:
+            index = cupy.cuda.runtime.getDevice()
+        elif isinstance(device, cupy.cuda.Device):  # what cupy arrays carry in .device
+            index = device.id
+        else:
+            try:
+                index = int(str(device).removeprefix("cuda:"))
+            except ValueError:
+                raise ValueError(f"cupy backend: a device is an index or 'cuda:N', got {device!r}") from None
         if not 0 <= index < n:
             raise ValueError(f"cupy backend: device {device!r} does not exist; this machine has {n} CUDA device(s)")
         self._device_obj = cupy.cuda.Device(index)

@@ -1,0 +1,44 @@
+"""Shared arithmetic of 2-D sliding windows (convolution and pooling).
+
+Arrays are ``(N, C, H, W)``. A window of size ``k`` with stride ``s``, padding ``p`` and
+dilation ``d`` gives ``out = (size + 2p - d (k - 1) - 1) // s + 1`` positions per axis.
+"""
+
+from __future__ import annotations
+
+
+def pair(owner, name, value, minimum):
+    """``value`` (an int or a pair of ints) as a tuple ``(h, w)``, each ``>= minimum``."""
+    vals = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(vals) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in vals):
+        raise ValueError(f"{owner}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
+def out_size(size, kernel, stride, padding, dilation=1):
+    """Number of window positions along one axis (may be <= 0 when the window does not fit)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pad2d(xp, x, ph, pw, value=0.0):
+    """``x`` with ``ph`` rows above and below and ``pw`` columns left and right filled with ``value``.
+
+    Built with ``concat`` (the standard has no ``pad``); no copy when there is nothing to pad.
+    """
+    if ph == 0 and pw == 0:
+        return x
+    n, c, h, w = x.shape
+    dev = x.device
+    if pw:
+        side = xp.full((n, c, h, pw), value, dtype=x.dtype, device=dev)
+        x = xp.concat((side, x, side), axis=3)
+    if ph:
+        band = xp.full((n, c, ph, w + 2 * pw), value, dtype=x.dtype, device=dev)
+        x = xp.concat((band, x, band), axis=2)
+    return x
+
+
+def window(x, i, j, oh, ow, sh, sw):
+    """The strided slice of ``x (N, C, H, W)`` that kernel offset ``(i, j)`` sees at every output position:
+    ``x[:, :, i + sh * a, j + sw * b]`` for ``a < oh``, ``b < ow``."""
+    return x[:, :, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
