@@ -139,6 +139,8 @@ def test_dtype_resolution(backend):
     assert backend.dtype("float64") == backend.xp.float64
     assert backend.dtype(np.float32) == backend.xp.float32
     assert backend.is_float(backend.xp.zeros((1,), dtype=backend.xp.float32, device=backend.device).dtype)
+    assert backend.is_float(backend.xp.float32) and backend.is_float(backend.dtype("float64"))
+    assert backend.asarray([1]).dtype in backend.int_dtypes and backend.xp.int32 in backend.int_dtypes
     assert not backend.is_float(backend.asarray([1]).dtype)
     with pytest.raises(ValueError, match="no dtype 'float128'"):
         backend.dtype("float128")

@@ -100,11 +100,13 @@ class Backend:
                     self._dtype_names.setdefault(key, n)
                 except TypeError:  # unhashable dtype objects: dtype_name() falls back to parsing
                     pass
-        # ``x.dtype in float_dtypes`` is one hash lookup in the hot path
-        self.float_dtypes = frozenset(carried[n] for n in ("float16", "bfloat16", "float32", "float64") if n in carried)
-        self.int_dtypes = frozenset(
-            carried[n] for n in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64") if n in carried
-        )
+        # ``x.dtype in float_dtypes`` is one hash lookup in the hot path; the namespace's own
+        # dtype objects are members too, so ``is_float(xp.float32)`` holds on numpy as well
+        def kinds(names):
+            return frozenset(d for n in names if n in carried for d in (carried[n], self._dtypes[n]))
+
+        self.float_dtypes = kinds(("float16", "bfloat16", "float32", "float64"))
+        self.int_dtypes = kinds(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
         self.rng = self._make_generator(self.default_seed)
 
     # -- identity --------------------------------------------------------------

@@ -4,6 +4,7 @@
 >>> X, y = data.ring_vs_blob(100, seed=0, backend="torch")   # X (200, 2) float32, y (200,) int64
 """
 
+from .digits import load_digits
 from .synthetic import moons, ring_vs_blob, spirals, x_squared
 
-__all__ = ["moons", "ring_vs_blob", "spirals", "x_squared"]
+__all__ = ["load_digits", "moons", "ring_vs_blob", "spirals", "x_squared"]

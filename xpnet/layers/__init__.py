@@ -3,12 +3,18 @@
 from . import init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, Parameter
+from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .reshape import Flatten
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .reshape import Flatten, Reshape, Unflatten
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Flatten", "Identity", "Layer", "LeakyReLU",
-    "Linear", "Loss", "MSELoss", "Parameter", "ReLU", "Sigmoid", "Softmax", "Tanh", "init",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
+    "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Identity", "Layer", "LayerNorm", "LeakyReLU",
+    "Linear", "Loss", "MSELoss", "MaxPool2d", "Parameter", "ReLU", "Reshape", "Sigmoid", "Softmax", "Tanh",
+    "Unflatten", "init",
 ]

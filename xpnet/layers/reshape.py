@@ -47,3 +47,116 @@ class Flatten(Layer):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+def _sizes(owner, name, sizes):
+    """A tuple of positive ints with at most one -1, or ValueError."""
+    try:
+        out = tuple(sizes)
+    except TypeError:
+        out = None
+    if (
+        not out
+        or any(isinstance(s, bool) or not isinstance(s, int) or (s <= 0 and s != -1) for s in out)
+        or out.count(-1) > 1
+    ):
+        raise ValueError(f"{owner}: {name} must be a non-empty sequence of positive ints with at most one -1, got {sizes!r}")
+    return out
+
+
+def _reshape_back(layer, dy):
+    """``dy`` reshaped to the input shape that ``layer``'s forward kept, after checking its shape."""
+    shapes = layer._shapes
+    if shapes is None:
+        raise no_forward_error(layer._tag())
+    shape, out = shapes
+    if tuple(dy.shape) != out:
+        raise ValueError(f"{layer._tag()}.backward expected dy of shape {shape_str(out)}, got {shape_str(dy.shape)}")
+    layer._shapes = None
+    return backends.namespace_of(dy).reshape(dy, shape)
+
+
+def _resolve(sizes, total):
+    """``sizes`` with its -1 filled in so that the product is ``total``; None when impossible."""
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if known == 0 or total % known:
+            return None
+        return tuple(total // known if s == -1 else s for s in sizes)
+    return sizes if known == total else None
+
+
+class Unflatten(Layer):
+    """Split axis ``dim`` into ``unflattened_size``, as ``torch.nn.Unflatten``:
+    ``Unflatten(1, (2, 5))`` maps ``(N, 10, ...) -> (N, 2, 5, ...)``; one size may be -1.
+
+    Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise ValueError(f"Unflatten: dim must be an int, got {dim!r}")
+        self.dim = dim
+        self.unflattened_size = _sizes("Unflatten", "unflattened_size", unflattened_size)
+        self._shapes = None  # (input shape, output shape): backward reshapes back, after checking dy
+
+    def forward(self, x):
+        require_array(self._tag(), x)
+        shape = tuple(x.shape)
+        nd = len(shape)
+        d = self.dim + nd if self.dim < 0 else self.dim
+        if not 0 <= d < nd:
+            raise ValueError(f"{self._tag()} expected an input with axis {self.dim}, got {nd}-d input of shape {shape_str(shape)}")
+        new = _resolve(self.unflattened_size, shape[d])
+        if new is None:
+            raise ValueError(
+                f"{self._tag()} cannot split axis {self.dim} of size {shape[d]} (input shape {shape_str(shape)}) "
+                f"into {shape_str(self.unflattened_size)}: the sizes must multiply to {shape[d]}"
+            )
+        out = shape[:d] + new + shape[d + 1:]
+        self._shapes = (shape, out)
+        return backends.namespace_of(x).reshape(x, out)
+
+    def backward(self, dy):
+        return _reshape_back(self, dy)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Reshape(Layer):
+    """Reshape every sample, keeping the batch axis: ``Reshape(1, 28, 28)`` maps ``(N, 784) -> (N, 1, 28, 28)``.
+
+    ``shape`` is the per-sample shape (given as arguments or as one tuple); one entry may be -1.
+    Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
+    """
+
+    def __init__(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        self.shape = _sizes("Reshape", "shape", shape)
+        self._shapes = None  # (input shape, output shape): backward reshapes back, after checking dy
+
+    def forward(self, x):
+        require_array(self._tag(), x)
+        shape = tuple(x.shape)
+        if not shape:
+            raise ValueError(f"{self._tag()} expected an input with a batch axis, got a 0-d array")
+        per_sample = math.prod(shape[1:])
+        new = _resolve(self.shape, per_sample)
+        if new is None:
+            need = math.prod(self.shape)
+            need_s = f"{need} values" if -1 not in self.shape else f"a multiple of {abs(need)} values"
+            raise ValueError(
+                f"{self._tag()} cannot reshape an input of shape {shape_str(shape)} ({per_sample} values per sample) "
+                f"into (N, {', '.join(str(s) for s in self.shape)}), which needs {need_s} per sample"
+            )
+        out = (shape[0],) + new
+        self._shapes = (shape, out)
+        return backends.namespace_of(x).reshape(x, out)
+
+    def backward(self, dy):
+        return _reshape_back(self, dy)
+
+    def extra_repr(self):
+        return ", ".join(str(s) for s in self.shape)

@@ -1,0 +1,351 @@
+"""Conv2d: gradients (float64 finite differences), parity with torch.nn.Conv2d (outputs and every
+gradient, float64 and float32, alone and inside a trained Sequential), initialisation, printing,
+and every error a user may meet, on every backend present.
+
+Both of Conv2d's im2col methods are covered: the "shift" one (stride 1) and the windowed one
+(any stride; forced on stride 1 by setting ``_shift_max_waste = -1`` on the instance).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xpnet as xn
+from xpnet import backends
+from xpnet.layers.conv import Conv2d
+from xpnet.testing import gradcheck
+from tests.conftest import host
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
+
+SETTINGS = settings(
+    max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
+
+
+def _windowed(layer, force):
+    """Make ``layer`` use the windowed im2col even at stride 1."""
+    if force:
+        layer._shift_max_waste = -1.0
+    return layer
+
+
+# ----------------------------------------------------------------------------------------
+# gradients
+# ----------------------------------------------------------------------------------------
+
+@st.composite
+def conv_configs(draw):
+    """A random valid Conv2d configuration and an input shape it fits (small: strict is slow)."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = draw(st.sampled_from([(1, 1), (1, 1), (2, 1), (1, 3), (2, 2)]))
+    choices = ["valid", (0, 0), (1, 2), (2, 1)] + (["same", "same"] if stride == (1, 1) else [])
+    padding = draw(st.sampled_from(choices))
+    pads = (0, 0) if padding in ("valid", "same") else padding
+    # the dilated kernel must fit the padded input
+    h = max(1, dilation[0] * (kernel[0] - 1) + 1 - 2 * pads[0]) + draw(st.integers(0, 3))
+    w = max(1, dilation[1] * (kernel[1] - 1) + 1 - 2 * pads[1]) + draw(st.integers(0, 3))
+    return dict(in_channels=cin, out_channels=cout, kernel_size=kernel, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=draw(st.booleans())), (draw(st.integers(1, 3)), cin, h, w)
+
+
+@settings(SETTINGS, max_examples=16)
+@given(cfg=conv_configs(), seed=st.integers(0, 2**16), windowed=st.booleans())
+def test_gradients(backend, cfg, seed, windowed):
+    kwargs, shape = cfg
+    backend.manual_seed(seed)
+    layer = _windowed(Conv2d(**kwargs, dtype="float64"), windowed)
+    x = backend.rng.normal(shape, dtype=backend.dtype("float64"))
+    assert gradcheck(layer, x)
+
+
+def test_gradients_same_padding_even_kernels(backend):
+    """padding='same' with even kernels pads one more at the bottom/right, as torch does."""
+    backend.manual_seed(3)
+    for kernel, dilation in (((2, 4), (1, 1)), ((4, 2), (1, 3)), ((2, 2), (2, 2))):
+        layer = Conv2d(2, 3, kernel, padding="same", dilation=dilation, dtype="float64")
+        x = backend.rng.normal((2, 2, 5, 6), dtype=backend.dtype("float64"))
+        assert tuple(layer(x).shape) == (2, 3, 5, 6)
+        assert gradcheck(layer, x)
+
+
+# ----------------------------------------------------------------------------------------
+# parity with torch.nn.Conv2d
+# ----------------------------------------------------------------------------------------
+
+PARITY = [
+    # (id, Conv2d kwargs, input shape)
+    ("3x3-pad1", dict(in_channels=3, out_channels=4, kernel_size=3, padding=1), (3, 3, 7, 6)),
+    ("1-channel", dict(in_channels=1, out_channels=5, kernel_size=3, padding=1), (4, 1, 6, 6)),
+    ("pad0-nonsquare", dict(in_channels=2, out_channels=3, kernel_size=(2, 3)), (2, 2, 6, 8)),
+    ("stride2", dict(in_channels=3, out_channels=2, kernel_size=3, stride=2, padding=1), (2, 3, 9, 7)),
+    ("stride-2x1-dilation", dict(in_channels=2, out_channels=4, kernel_size=(3, 2), stride=(2, 1),
+                                 padding=(2, 1), dilation=(2, 3)), (2, 2, 8, 9)),
+    ("groups", dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2), (2, 4, 5, 6)),
+    ("depthwise-stride", dict(in_channels=3, out_channels=3, kernel_size=3, stride=2, groups=3, bias=False),
+     (3, 3, 7, 7)),
+    ("same-even", dict(in_channels=2, out_channels=3, kernel_size=(4, 2), padding="same"), (2, 2, 6, 5)),
+    ("same-dilated", dict(in_channels=2, out_channels=2, kernel_size=3, padding="same", dilation=2), (2, 2, 7, 6)),
+    ("valid-1x1", dict(in_channels=3, out_channels=4, kernel_size=1, padding="valid"), (2, 3, 4, 5)),
+    ("kernel-fills-input", dict(in_channels=2, out_channels=3, kernel_size=(3, 4)), (2, 2, 3, 4)),
+    # output wider than the input, and left padding wider than a buffer row (shift method's slack rows)
+    ("padding-wider-than-input", dict(in_channels=2, out_channels=2, kernel_size=(2, 4), padding=(1, 3),
+                                      dilation=(1, 2)), (2, 2, 3, 1)),
+    ("big-padding", dict(in_channels=1, out_channels=2, kernel_size=2, padding=3), (2, 1, 2, 3)),
+]
+
+
+def _pair(torch, kwargs, dtype):
+    """xpnet Conv2d (default backend) and torch.nn.Conv2d with the same weights."""
+    ours = Conv2d(**kwargs, dtype=dtype)
+    theirs = torch.nn.Conv2d(**kwargs).to(getattr(torch, dtype))
+    sd = {k: torch.from_numpy(host(v)) for k, v in ours.state_dict().items()}
+    assert set(sd) == set(theirs.state_dict())
+    theirs.load_state_dict(sd)
+    return ours, theirs
+
+
+def _close(ours, theirs, dtype, what):
+    a, b = host(ours), theirs.detach().numpy()
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != torch {b.shape}"
+    assert a.dtype == np.dtype(dtype), f"{what}: dtype {a.dtype}"
+    np.testing.assert_allclose(a, b, err_msg=what, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("windowed", [False, True], ids=["auto", "windowed"])
+@pytest.mark.parametrize("case", PARITY, ids=[c[0] for c in PARITY])
+def test_matches_torch(backend, torch, case, windowed, dtype):
+    _, kwargs, shape = case
+    layer, tlayer = _pair(torch, kwargs, dtype)
+    _windowed(layer, windowed)
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal(shape).astype(dtype)
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    yt = tlayer(xt)
+    dy_np = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    yt.backward(torch.from_numpy(dy_np))
+
+    x = backend.asarray(x_np, dtype=dtype)
+    y = layer(x)
+    assert backends.backend_of(y) is backend
+    dx = layer.backward(backend.asarray(dy_np, dtype=dtype))
+    assert backends.backend_of(dx) is backend and dx.device == x.device
+    _close(y, yt, dtype, "output")
+    _close(dx, xt.grad, dtype, "dx")
+    _close(layer.weight.grad, tlayer.weight.grad, dtype, "weight grad")
+    if layer.bias is not None:
+        _close(layer.bias.grad, tlayer.bias.grad, dtype, "bias grad")
+
+    # input_grad=False: no dx, and the same parameter gradients
+    grads = [p.grad for p in layer.parameters()]
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward(backend.asarray(dy_np, dtype=dtype), input_grad=False) is None
+    for p, g in zip(layer.parameters(), grads):
+        np.testing.assert_array_equal(host(p.grad), host(g))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sequential_training_matches_torch(backend, torch, dtype):
+    """Conv-ReLU-Conv(stride 2)-Flatten-Linear, cross-entropy, SGD with momentum: 4 steps in lockstep."""
+    nn = torch.nn
+    net = xn.Sequential(
+        Conv2d(2, 4, 3, padding=1, dtype=dtype), xn.ReLU(),
+        Conv2d(4, 6, 3, stride=2, groups=2, dtype=dtype), xn.Tanh(),
+        xn.Flatten(), xn.Linear(6 * 3 * 2, 3, dtype=dtype),
+    )
+    tnet = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, groups=2), nn.Tanh(),
+        nn.Flatten(), nn.Linear(6 * 3 * 2, 3),
+    ).to(getattr(torch, dtype))
+    tnet.load_state_dict({k: torch.from_numpy(host(v)) for k, v in net.state_dict().items()})
+    crit, tcrit = xn.CrossEntropyLoss(), nn.CrossEntropyLoss()
+    opt = xn.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    topt = torch.optim.SGD(tnet.parameters(), lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(5)
+    for step in range(4):
+        x_np = rng.standard_normal((5, 2, 7, 6)).astype(dtype)
+        t_np = rng.integers(0, 3, size=5)
+        opt.zero_grad()
+        loss = crit(net(backend.asarray(x_np, dtype=dtype)), backend.asarray(t_np, dtype="int64"))
+        assert net.backward(crit.backward(), input_grad=False) is None
+        opt.step()
+        topt.zero_grad()
+        lt = tcrit(tnet(torch.from_numpy(x_np)), torch.from_numpy(t_np))
+        lt.backward()
+        topt.step()
+        np.testing.assert_allclose(float(host(loss)), lt.item(), err_msg=f"loss at step {step}", **TOL[dtype])
+        for (name, p), tp in zip(net.named_parameters(), tnet.parameters()):
+            _close(p.data, tp, dtype, f"{name} after step {step + 1}")
+
+
+# ----------------------------------------------------------------------------------------
+# construction, initialisation, printing
+# ----------------------------------------------------------------------------------------
+
+def test_init_like_torch(backend):
+    layer = Conv2d(6, 8, (3, 2), groups=2)
+    bound = 1.0 / math.sqrt(3 * 3 * 2)
+    w, b = host(layer.weight.data), host(layer.bias.data)
+    assert w.shape == (8, 3, 3, 2) and b.shape == (8,)
+    assert w.dtype == np.float32 and b.dtype == np.float32
+    assert backends.backend_of(layer.weight.data) is backend
+    assert np.all(np.abs(w) <= bound) and np.all(np.abs(b) <= bound)
+    assert np.abs(w).max() > 0.8 * bound  # spread over the whole interval, not a narrower one
+    assert Conv2d(1, 2, 3, bias=False).bias is None
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
+    backend.manual_seed(7)
+    first = host(Conv2d(2, 3, 3).weight.data)
+    backend.manual_seed(7)
+    np.testing.assert_array_equal(first, host(Conv2d(2, 3, 3).weight.data))
+    assert Conv2d(1, 1, 1, dtype="float64").weight.dtype == backend.dtype("float64")
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(in_channels=3, out_channels=16, kernel_size=3, padding=1),
+    dict(in_channels=3, out_channels=16, kernel_size=(3, 5), padding="same", bias=False),
+    dict(in_channels=6, out_channels=3, kernel_size=3, stride=2, padding="valid", dilation=2, groups=3),
+    dict(in_channels=2, out_channels=4, kernel_size=(1, 2), stride=(2, 1), padding=(0, 1)),
+])
+def test_repr_like_torch(backend, torch, kwargs):
+    assert repr(Conv2d(**kwargs)) == repr(torch.nn.Conv2d(**kwargs))
+
+
+def test_extra_repr_example(backend):
+    assert Conv2d(3, 16, 3, padding=1).extra_repr() == "3, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)"
+
+
+def test_method_choice(backend):
+    """stride 1 takes the shift im2col, unless its wasted columns would exceed the limit; other strides window."""
+    x = backend.rng.normal((2, 3, 8, 8))
+
+    def shift_used(layer):
+        layer(x)
+        used = layer._cache[1][7]
+        layer._cache = None
+        return used
+
+    assert shift_used(Conv2d(3, 2, 3, padding=1))
+    assert shift_used(Conv2d(3, 2, (1, 5), padding="same"))
+    assert not shift_used(Conv2d(3, 2, 3, padding=1, stride=2))
+    assert not shift_used(Conv2d(3, 2, 3, padding=1, dilation=(1, 3)))  # 6 wasted columns for 4 outputs
+    assert not shift_used(_windowed(Conv2d(3, 2, 3, padding=1), True))
+
+
+def test_strided_input_and_dy(backend):
+    """Views (a transposed input, a sliced cotangent) give the same results as fresh arrays."""
+    xp = backend.xp
+    layer = Conv2d(3, 2, 3, padding=1, dtype="float64")
+    f64 = backend.dtype("float64")
+    xt = backend.rng.normal((2, 3, 6, 5), dtype=f64)
+    big_dy = backend.rng.normal((2, 2, 10, 6), dtype=f64)
+    x_view, dy_view = xp.permute_dims(xt, (0, 1, 3, 2)), big_dy[:, :, ::2, :]
+    x_copy, dy_copy = xp.asarray(x_view, copy=True), xp.asarray(dy_view, copy=True)
+    y1 = layer(x_view)
+    dx1 = layer.backward(dy_view)
+    g1 = layer.weight.grad
+    layer.zero_grad()
+    y2 = layer(x_copy)
+    dx2 = layer.backward(dy_copy)
+    np.testing.assert_allclose(host(y1), host(y2), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(host(dx1), host(dx2), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(host(g1), host(layer.weight.grad), rtol=1e-13, atol=1e-13)
+
+
+def test_forward_does_not_touch_input(backend):
+    x = backend.rng.normal((2, 3, 5, 5))
+    before = host(x)
+    layer = Conv2d(3, 2, 3, padding=1)
+    layer.backward(layer(x) * 1.0)
+    np.testing.assert_array_equal(host(x), before)
+
+
+# ----------------------------------------------------------------------------------------
+# errors
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kernel_size=0), r"Conv2d: kernel_size must be an int >= 1 or a pair of them, got 0"),
+    (dict(kernel_size=(3, -1)), r"Conv2d: kernel_size must be an int >= 1 .* got \(3, -1\)"),
+    (dict(kernel_size=3, stride=0), r"Conv2d: stride must be an int >= 1 .* got 0"),
+    (dict(kernel_size=3, dilation=(1, 0)), r"Conv2d: dilation must be an int >= 1 .* got \(1, 0\)"),
+    (dict(kernel_size=3, padding=-1), r"Conv2d: padding must be an int >= 0 .* got -1"),
+    (dict(kernel_size=3, padding="full"), r"Conv2d: padding must be an int, a pair, 'same' or 'valid', got 'full'"),
+    (dict(kernel_size=3, padding="same", stride=2), r"Conv2d: padding='same' needs stride 1 .* got stride=\(2, 2\)"),
+    (dict(kernel_size=3, groups=2), r"Conv2d: in_channels \(3\) and out_channels \(4\) must both be divisible by groups \(2\)"),
+    (dict(kernel_size=3, groups=0), r"Conv2d: groups must be a positive int, got 0"),
+])
+def test_construction_errors(backend, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Conv2d(3, 4, **kwargs)
+
+
+def test_channel_count_errors(backend):
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels must be a positive int, got 0"):
+        Conv2d(0, 4, 3)
+    with pytest.raises(ValueError, match=r"Conv2d: out_channels must be a positive int, got 2.5"):
+        Conv2d(3, 2.5, 3)
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels \(4\) and out_channels \(3\) must both be divisible"):
+        Conv2d(4, 3, 3, groups=2)
+
+
+def test_wrong_input_shape(backend):
+    layer = Conv2d(3, 16, 3)
+    with pytest.raises(ValueError) as e:
+        layer(backend.rng.normal((8, 1, 28, 28)))
+    assert str(e.value) == "Conv2d(3 -> 16) expected input (N, 3, H, W), got (8, 1, 28, 28)"
+    with pytest.raises(ValueError, match=r"^Conv2d\(3 -> 16\) expected input \(N, 3, H, W\), got \(3, 28, 28\)$"):
+        layer(backend.rng.normal((3, 28, 28)))
+
+
+def test_kernel_larger_than_padded_input(backend):
+    layer = Conv2d(2, 3, (5, 3), padding=(1, 0))
+    with pytest.raises(ValueError) as e:
+        layer(backend.rng.normal((1, 2, 2, 4)))
+    assert str(e.value) == (
+        "Conv2d(2 -> 3): kernel_size (5, 3) with dilation (1, 1) spans 5x3, larger than the padded input 4x4 "
+        "(input 2x4 plus padding 1+1, 0+0)"
+    )
+    with pytest.raises(ValueError, match=r"kernel_size \(2, 2\) with dilation \(3, 3\) spans 4x4, larger than the padded input 3x3"):
+        Conv2d(2, 3, 2, dilation=3)(backend.rng.normal((1, 2, 3, 3)))
+
+
+def test_dtype_errors(backend):
+    layer = Conv2d(1, 2, 3)
+    ints = backend.xp.zeros((1, 1, 4, 4), dtype=backend.dtype("int64"), device=backend.device)
+    with pytest.raises(TypeError, match=r"Conv2d\(1 -> 2\) expected a floating-point \(float32\) input, got int64"):
+        layer(ints)
+    with pytest.raises(TypeError, match=r"Conv2d\(1 -> 2\) expected a float32 input to match its parameters, got float64"):
+        layer(backend.rng.normal((1, 1, 4, 4), dtype=backend.dtype("float64")))
+    with pytest.raises(TypeError, match=r"Conv2d\(1 -> 2\) expected its input to be an array .* got list"):
+        layer([[[[0.0] * 4] * 4]])
+
+
+def test_place_errors(backend):
+    layer = Conv2d(1, 2, 3)
+    other = "array_api_strict:device1" if backend.label != "array_api_strict:device1" else "array_api_strict"
+    x = backends.get(other).rng.normal((1, 1, 4, 4))
+    with pytest.raises(ValueError, match=rf"Conv2d\(1 -> 2\) got its input on {other}(:CPU_DEVICE)? but its parameters are on "
+                                         rf"{backend.label}; move the input"):
+        layer(x)
+
+
+def test_backward_errors(backend):
+    layer = Conv2d(2, 3, 3, stride=2)
+    with pytest.raises(RuntimeError, match=r"Conv2d\(2 -> 3\)\.backward was called before forward"):
+        layer.backward(backend.rng.normal((1, 3, 2, 2)))
+    layer(backend.rng.normal((4, 2, 7, 6)))
+    with pytest.raises(ValueError, match=r"Conv2d\(2 -> 3\)\.backward expected dy of shape \(4, 3, 3, 2\), got \(4, 3, 2, 2\)"):
+        layer.backward(backend.rng.normal((4, 3, 2, 2)))
+    with pytest.raises(RuntimeError, match="before forward"):  # the failed backward consumed the cache
+        layer.backward(backend.rng.normal((4, 3, 3, 2)))

@@ -1,0 +1,116 @@
+"""Embedding: a lookup table of learned vectors, indexed by integers, as torch.nn.Embedding."""
+
+from __future__ import annotations
+
+from .. import backends
+from ._checks import dtype_error, no_forward_error, place_error, positive_int, require_array, shape_str
+from .base import Layer, Parameter
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+class Embedding(Layer):
+    """``y[..., :] = weight[idx[...], :]``.
+
+    Shapes: integer ``idx`` of any shape ``S`` -> ``y (*S, embedding_dim)``;
+    ``weight (num_embeddings, embedding_dim)`` ~ N(0, 1), drawn from the backend's generator
+    in ``dtype`` (default float32), as ``torch.nn.Embedding``.
+
+    ``padding_idx``: that row is zeroed at construction and never receives a gradient (a
+    negative value counts from the end, and is stored normalized, as torch does).
+
+    Backward: a scatter-add, ``dweight[idx[k]] += dy[k]`` for every position ``k``, repeated
+    indices summed exactly (through the backend's native ``scatter_add``). Indices have no
+    gradient, so ``backward`` returns ``None``.
+    """
+
+    # Sequential may ask for no input gradient: there is none anyway.
+    _input_grad_optional = True
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *, backend=None, dtype=None):
+        self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not (
+                -num_embeddings <= padding_idx < num_embeddings
+            ):
+                raise ValueError(
+                    f"Embedding: padding_idx must be None or an int in [-{num_embeddings}, {num_embeddings}), "
+                    f"got {padding_idx!r}"
+                )
+            if padding_idx < 0:
+                padding_idx += num_embeddings
+        self.padding_idx = padding_idx
+        be = backends.get(backend)
+        xp = be.xp
+        dt = be.dtype("float32" if dtype is None else dtype)
+        if be.dtype_name(dt) not in _FLOATS:
+            raise ValueError(f"Embedding: dtype must be a floating-point dtype, got {be.dtype_name(dt)}")
+        w = be.rng.normal((num_embeddings, embedding_dim), dtype=dt)
+        if padding_idx is not None:
+            w = xp.where(self._pad_rows(xp, be.device), 0.0, w)
+        self.weight = Parameter(w)
+        # Kept by forward for backward: the flattened int64 indices (where dy goes) and their shape.
+        self._index = None
+        self._index_shape = None
+
+    def _pad_rows(self, xp, device):
+        """A ``(num_embeddings, 1)`` bool column, True on the padding row."""
+        return xp.reshape(xp.arange(self.num_embeddings, device=device) == self.padding_idx, (self.num_embeddings, 1))
+
+    def forward(self, idx):
+        w = self.weight.data
+        tag = self._tag()
+        be = require_array(tag, idx)
+        if type(idx) is not type(w) or idx.device != w.device:
+            raise place_error(tag, idx, w, what="indices")
+        if idx.dtype not in be.int_dtypes:
+            raise TypeError(
+                f"{tag} expected integer indices, got {be.dtype_name(idx.dtype)}; "
+                "convert them with xp.astype(idx, xp.int64)"
+            )
+        xp = be.xp
+        shape = tuple(idx.shape)
+        flat = xp.reshape(idx, (-1,))
+        n = self.num_embeddings
+        # one device-to-host read; the standard leaves out-of-range take undefined, so check first
+        if flat.shape[0] and bool(xp.any((flat < 0) | (flat >= n))):
+            lo, hi = int(xp.min(flat)), int(xp.max(flat))
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"{tag} expected indices in [0, {n}), got {bad} (indices range over [{lo}, {hi}])"
+            )
+        if be.dtype_name(flat.dtype) != "int64":
+            flat = xp.astype(flat, xp.int64)  # one index dtype for take and every scatter_add
+        y = xp.reshape(xp.take(w, flat, axis=0), shape + (self.embedding_dim,))
+        self._index, self._index_shape = flat, shape
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        flat = self._index
+        if flat is None:
+            raise no_forward_error(self._tag())
+        shape = self._index_shape + (self.embedding_dim,)
+        if tuple(dy.shape) != shape:
+            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(shape)}, got {shape_str(dy.shape)}")
+        w = self.weight.data
+        if dy.dtype != w.dtype:
+            raise dtype_error(f"{self._tag()}.backward", dy, w.dtype, what="dy")
+        self._index = self._index_shape = None
+        be = backends.backend_of(w)
+        xp = be.xp
+        zeros = xp.zeros(tuple(w.shape), dtype=w.dtype, device=w.device)
+        g = be.scatter_add(zeros, flat, xp.reshape(dy, (-1, self.embedding_dim)))
+        if self.padding_idx is not None:
+            g = xp.where(self._pad_rows(xp, w.device), 0.0, g)
+        self.weight.accumulate(g)
+        return None
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
+
+    def _tag(self):
+        return f"Embedding({self.extra_repr()})"
