@@ -14,6 +14,7 @@ own fresh process.
     python benchmarks/cnn_step.py                 # full run, 2 threads
     python benchmarks/cnn_step.py --threads 1 --json results.json
     python benchmarks/cnn_step.py --quick         # about a minute
+    python benchmarks/cnn_step.py --malloc-top-pad 64   # both sides with MALLOC_TOP_PAD_=64 MB (a diagnostic)
 
 Method as benchmarks/mlp_step.py (see benchmarks/README.md): one fresh process per side per
 round with the BLAS/OpenMP thread variables set before numpy or torch is imported, processes
@@ -21,7 +22,9 @@ alternating over rounds, medians of per-repeat medians with their spread, and th
 GEMM ceiling measured in the same process. The PyTorch peer uses torch.nn.functional (conv2d,
 max_pool2d) with autograd for the layer rows and torch.nn + torch.optim.SGD for the CNN row;
 it starts from the same weights (xpnet's numpy initialisation, through the state dict) and
-sees the same data. The xpnet-numpy process never imports torch.
+sees the same data. The xpnet-numpy process never imports torch. The table's last column
+gives the minor page faults per step of each side: memory that the step touched fresh because
+the allocator had returned it to the OS (costly on this VM; --malloc-top-pad changes that).
 """
 
 from __future__ import annotations
@@ -422,6 +425,11 @@ def main(argv=None):
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated rows to run, among {', '.join(WORKLOADS)} (default all)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--malloc-top-pad", type=int, metavar="MB",
+                   help="run every worker (both sides) with glibc's MALLOC_TOP_PAD_ set to MB megabytes, to see how "
+                        "much the allocator's page faults cost each side (default: unset). Setting it also turns off "
+                        "glibc's dynamic mmap threshold: on the 2-core dev VM, 64 MB made PyTorch's CNN step 2x slower "
+                        "(17,000 faults per step) and xpnet's about the same")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be >= 1")
@@ -435,6 +443,9 @@ def main(argv=None):
         p.error(f"unknown workload(s) {bad}; choose among {', '.join(WORKLOADS)}")
     timing = QUICK if args.quick else FULL
     threads = args.threads
+    if args.malloc_top_pad is not None:
+        os.environ["MALLOC_TOP_PAD_"] = str(args.malloc_top_pad * 2**20)  # inherited by every worker
+    malloc = os.environ.get("MALLOC_TOP_PAD_")
 
     def run(cfg):
         return H.run_worker(SCRIPT, ["_worker", json.dumps(cfg)], threads)
@@ -481,6 +492,7 @@ def main(argv=None):
           f"CPU: {machine['cpu_model']} ({machine['cpus_usable']} usable) | "
           + ", ".join(f"{k} {v[k]}" for k in ("xpnet", "numpy", "numpy_blas", "torch", "cupy", "cuda_device") if k in v))
     print(format_table(rows, threads, timing))
+    print(f"glibc malloc: {'MALLOC_TOP_PAD_=' + malloc + ' (both sides)' if malloc else 'default settings'}")
     for pr in procs:
         gf = [r["gemm_gflops"] for r in results[pr]]
         print(f"GEMM ceiling, float32 1024^3, {pr[0]} process on {pr[1]}: median {statistics.median(gf):.0f} GFLOP/s "
@@ -511,7 +523,7 @@ def main(argv=None):
         doc = {
             "machine": {**machine, "processes": {f"{s}:{b}": results[(s, b)][0]["describe"] for s, b in procs},
                         "foreign_cpu_per_process": foreign},
-            "config": {"threads": threads, "quick": args.quick, **timing, "batch": BATCH, "lr": LR,
+            "config": {"threads": threads, "quick": args.quick, **timing, "batch": BATCH, "lr": LR, "malloc_top_pad": malloc,
                        "momentum": MOMENTUM, "data_pool": POOL, "seed": SEED, "workloads": workloads},
             "results": rows,
             "gemm_ceiling_gflops": {f"{s}:{b}": [r["gemm_gflops"] for r in results[(s, b)]] for s, b in procs},

@@ -58,7 +58,7 @@ def conv_configs(draw):
                 dilation=dilation, groups=groups, bias=draw(st.booleans())), (draw(st.integers(1, 3)), cin, h, w)
 
 
-@settings(SETTINGS, max_examples=16)
+@settings(SETTINGS, max_examples=24)
 @given(cfg=conv_configs(), seed=st.integers(0, 2**16), windowed=st.booleans())
 def test_gradients(backend, cfg, seed, windowed):
     kwargs, shape = cfg
@@ -260,6 +260,29 @@ def test_strided_input_and_dy(backend):
     np.testing.assert_allclose(host(y1), host(y2), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(host(dx1), host(dx2), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(host(g1), host(layer.weight.grad), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_work_buffers_never_leak(backend, stride):
+    """Outputs, input gradients and parameter gradients of one call are not changed by the next
+    (the layer reuses its work buffers), across batch-size changes and forward-only calls."""
+    layer = Conv2d(2, 3, 3, stride=stride, padding=1, dtype="float64")
+    f64 = backend.dtype("float64")
+    kept = []
+    for n in (3, 3, 2, 3):
+        x = backend.rng.normal((n, 2, 6, 5), dtype=f64)
+        y = layer(x)
+        layer(backend.rng.normal((n, 2, 6, 5), dtype=f64))  # a forward whose cache is replaced
+        y_again = layer(x)
+        dy = backend.rng.normal(tuple(y.shape), dtype=f64)
+        dx = layer.backward(dy)
+        kept.append((y, host(y), dx, host(dx), layer.weight.grad, host(layer.weight.grad)))
+        np.testing.assert_array_equal(host(y_again), host(y))
+        layer.zero_grad()
+    for y, y0, dx, dx0, g, g0 in kept:
+        np.testing.assert_array_equal(host(y), y0)
+        np.testing.assert_array_equal(host(dx), dx0)
+        np.testing.assert_array_equal(host(g), g0)
 
 
 def test_forward_does_not_touch_input(backend):
