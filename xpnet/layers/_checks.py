@@ -52,6 +52,14 @@ def dtype_error(layer, x, expected_dtype=None, what="input"):
     )
 
 
+def check_like(layer, x, w):
+    """``x`` must live where the parameter ``w`` lives and have its dtype (two cheap comparisons)."""
+    if type(x) is not type(w) or x.device != w.device:
+        raise place_error(layer, x, w)
+    if x.dtype != w.dtype:
+        raise dtype_error(layer, x, w.dtype)
+
+
 def require_float(layer, x, what="input"):
     """The backend of ``x``, after checking that ``x`` is a floating-point array."""
     be = require_array(layer, x, what)

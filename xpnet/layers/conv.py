@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ._checks import dtype_error, no_forward_error, place_error, positive_int, shape_str
+from ._checks import check_like, no_forward_error, positive_int, shape_str
 from ._spatial import out_size, pair, window
 from .base import Layer, Parameter
 
@@ -115,10 +115,7 @@ class Conv2d(Layer):
     # -- forward -------------------------------------------------------------------------
     def forward(self, x):
         w = self.weight.data
-        if type(x) is not type(w) or x.device != w.device:
-            raise place_error(self._tag(), x, w)
-        if x.dtype != w.dtype:
-            raise dtype_error(self._tag(), x, w.dtype)
+        check_like(self._tag(), x, w)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self._tag()} expected input (N, {self.in_channels}, H, W), got {shape_str(x.shape)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ._checks import dtype_error, no_forward_error, place_error, positive_int, shape_str
+from ._checks import check_like, no_forward_error, positive_int, shape_str
 from .base import Layer, Parameter
 
 
@@ -37,10 +37,7 @@ class Linear(Layer):
 
     def forward(self, x):
         w = self.weight.data
-        if type(x) is not type(w) or x.device != w.device:
-            raise place_error(self._tag(), x, w)
-        if x.dtype != w.dtype:
-            raise dtype_error(self._tag(), x, w.dtype)
+        check_like(self._tag(), x, w)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"{self._tag()} expected input of shape (N, {self.in_features}), got {shape_str(x.shape)}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import numbers
 
-from .. import backends
 from ._checks import dtype_error, no_forward_error, place, place_error, require_float, shape_str
 from .activations import stable_sigmoid
 

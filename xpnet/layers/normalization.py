@@ -45,6 +45,15 @@ def _check_place_and_dtype(tag, x, ref):
         raise dtype_error(tag, x, ref.dtype)
 
 
+
+def _standardize(xp, x, axes, eps):
+    """``xhat = (x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance), with the statistics."""
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    xc = x - mean
+    var = xp.mean(xc * xc, axis=axes, keepdims=True)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    return xc * inv_std, mean, var, inv_std
+
 class _BatchNorm(Layer):
     """Batch normalization over every axis but the channel axis 1 (shared by BatchNorm1d/2d).
 
@@ -143,12 +152,7 @@ class _BatchNorm(Layer):
                     f"{shape_str(shape)} ({m} value{'s' if m != 1 else ''} per channel); "
                     "use a larger batch, or call .eval() to use the running statistics"
                 )
-            mean = xp.mean(x, axis=axes, keepdims=True)
-            xc = x - mean
-            var = xp.mean(xc * xc, axis=axes, keepdims=True)
-            inv_std = 1.0 / xp.sqrt(var + self.eps)
-            xhat = xc * inv_std
-            del xc
+            xhat, mean, var, inv_std = _standardize(xp, x, axes, self.eps)
             if self.training and self.running_mean is not None:
                 # rebinding, never in place: state dicts handed out earlier stay as they were
                 # (asarray: numpy turns 0-d arithmetic into a scalar, which is not an array)
@@ -293,12 +297,7 @@ class LayerNorm(Layer):
             raise ValueError(f"{tag} expected input {want}, got {shape_str(shape)}")
         xp = backends.namespace_of(x)
         axes = tuple(range(-k, 0))
-        mean = xp.mean(x, axis=axes, keepdims=True)
-        xc = x - mean
-        var = xp.mean(xc * xc, axis=axes, keepdims=True)
-        inv_std = 1.0 / xp.sqrt(var + self.eps)
-        xhat = xc * inv_std
-        del xc
+        xhat, mean, var, inv_std = _standardize(xp, x, axes, self.eps)
         if self.weight is not None:
             y = xhat * self.weight.data
         else:

@@ -29,6 +29,15 @@ def _given(value):
     return tuple(value) if isinstance(value, (tuple, list)) else value
 
 
+def _batched(tag, x):
+    """``(x as (N, C, H, W), whether it came without the batch axis)``; torch accepts (C, H, W) too."""
+    if x.ndim == 4:
+        return x, False
+    if x.ndim == 3:
+        return x[None, ...], True
+    raise ValueError(f"{tag} expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, got shape {shape_str(x.shape)}")
+
+
 class _Pool2d(Layer):
     """Shared plumbing of the windowed pools: argument checks, 3-D inputs, shapes and errors."""
 
@@ -51,14 +60,7 @@ class _Pool2d(Layer):
 
     def _geometry(self, x):
         """``(x as 4-D, unbatched?, oh, ow)``, after checking the input's rank and size."""
-        if x.ndim == 4:
-            x4, unbatched = x, False
-        elif x.ndim == 3:
-            x4, unbatched = x[None, ...], True
-        else:
-            raise ValueError(
-                f"{self._tag()} expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, got shape {shape_str(x.shape)}"
-            )
+        x4, unbatched = _batched(self._tag(), x)
         (kh, kw), (sh, sw), (ph, pw) = self._k, self._s, self._p
         h, w = x4.shape[2], x4.shape[3]
         oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
@@ -285,14 +287,7 @@ class AdaptiveAvgPool2d(Layer):
 
     def forward(self, x):
         xp = require_float(self._tag(), x).xp
-        if x.ndim == 4:
-            x4, unbatched = x, False
-        elif x.ndim == 3:
-            x4, unbatched = x[None, ...], True
-        else:
-            raise ValueError(
-                f"{self._tag()} expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, got shape {shape_str(x.shape)}"
-            )
+        x4, unbatched = _batched(self._tag(), x)
         h, w = x4.shape[2], x4.shape[3]
         oh, ow = (h if self._out[0] is None else self._out[0]), (w if self._out[1] is None else self._out[1])
         if h < 1 or w < 1:
