@@ -62,3 +62,16 @@ def torch():
 def host(x):
     """A numpy copy of an array of any backend (for comparisons in tests)."""
     return backends.to_numpy(x)
+
+
+def step_both(net, crit, opt, tnet, tcrit, topt, x, target, x_torch, target_torch):
+    """One training step of an xpnet net and of its torch twin on the same batch; returns both losses."""
+    opt.zero_grad()
+    loss = crit(net(x), target)
+    net.backward(crit.backward(), input_grad=False)
+    opt.step()
+    topt.zero_grad()
+    lt = tcrit(tnet(x_torch), target_torch)
+    lt.backward()
+    topt.step()
+    return loss, lt

@@ -19,7 +19,7 @@ import xpnet
 from xpnet import backends
 from xpnet.layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from xpnet.testing import gradcheck
-from tests.conftest import host
+from tests.conftest import host, step_both
 
 SETTINGS = settings(
     max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -243,14 +243,8 @@ def test_mlp_with_batchnorm_trains_like_torch(backend, torch, dtype):
     for step in range(5):
         x_np = rng.standard_normal((9, 6)).astype(dtype)
         t_np = rng.integers(0, 3, size=9)
-        opt.zero_grad()
-        loss = crit(net(backend.asarray(x_np, dtype=dtype)), backend.asarray(t_np, dtype="int64"))
-        net.backward(crit.backward(), input_grad=False)
-        opt.step()
-        topt.zero_grad()
-        lt = tcrit(tnet(torch.from_numpy(x_np)), torch.from_numpy(t_np))
-        lt.backward()
-        topt.step()
+        loss, lt = step_both(net, crit, opt, tnet, tcrit, topt, backend.asarray(x_np, dtype=dtype),
+                             backend.asarray(t_np, dtype="int64"), torch.from_numpy(x_np), torch.from_numpy(t_np))
         close(loss, lt, dtype, f"loss at step {step}")
         tsd = tnet.state_dict()
         for k, v in net.state_dict().items():

@@ -16,7 +16,7 @@ import pytest
 
 import xpnet
 from xpnet import backends
-from tests.conftest import host
+from tests.conftest import host, step_both
 
 pytestmark = pytest.mark.torch
 
@@ -220,15 +220,8 @@ def test_sgd_steps_match_torch(backend, torch, cfg, dtype):
         x_np = rng.standard_normal((N, 6)).astype(dtype)
         t_np = rng.integers(0, 4, size=N)
 
-        opt.zero_grad()
-        loss = crit(net(backend.asarray(x_np, dtype=dtype)), to_backend(backend, t_np))
-        net.backward(crit.backward(), input_grad=False)
-        opt.step()
-
-        topt.zero_grad()
-        lt = tcrit(tnet(torch.from_numpy(x_np)), torch.from_numpy(t_np))
-        lt.backward()
-        topt.step()
+        loss, lt = step_both(net, crit, opt, tnet, tcrit, topt, backend.asarray(x_np, dtype=dtype),
+                             to_backend(backend, t_np), torch.from_numpy(x_np), torch.from_numpy(t_np))
 
         close(loss, lt, dtype, f"loss before step {step}")
         for (name, p), tp in zip(net.named_parameters(), tnet.parameters()):
