@@ -6,8 +6,9 @@ from . import backends, layers, nets
 from .backends import manual_seed
 from .layers import *  # noqa: F401,F403  (the layer and loss classes at top level, as in torch.nn)
 from .layers import __all__ as _layer_names
-from .nets import SGD, Optimizer, Sequential
+from .nets import *  # noqa: F401,F403  (Sequential, the optimizers, schedules and clipping)
+from .nets import __all__ as _net_names
 
 __version__ = "0.1.0"
 
-__all__ = ["backends", "layers", "nets", "manual_seed", "SGD", "Optimizer", "Sequential", *_layer_names]
+__all__ = ["backends", "layers", "nets", "manual_seed", *_net_names, *_layer_names]
