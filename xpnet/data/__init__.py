@@ -5,6 +5,7 @@
 """
 
 from .digits import load_digits
+from .loader import DataLoader
 from .synthetic import moons, ring_vs_blob, spirals, x_squared
 
-__all__ = ["load_digits", "moons", "ring_vs_blob", "spirals", "x_squared"]
+__all__ = ["DataLoader", "load_digits", "moons", "ring_vs_blob", "spirals", "x_squared"]

@@ -1,0 +1,110 @@
+"""Mini-batches of a data set that lives on the device.
+
+>>> from xpnet import data
+>>> X, y = data.moons(200, backend="torch")
+>>> for xb, yb in data.DataLoader(X, y, batch_size=32, shuffle=True):
+...     ...                     # xb (32, 2), yb (32,); the last batch holds 200 - 6*32 = 8 samples
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import backends
+
+__all__ = ["DataLoader"]
+
+
+def _backend_of_or_none(x):
+    try:
+        return backends.backend_of(x)
+    except TypeError:  # Python data or another non-array
+        return None
+
+
+class DataLoader:
+    """Iterate over mini-batches ``(xb, yb)`` of ``(X, y)`` (or ``xb`` alone when ``y`` is None).
+
+    Shapes: ``X (N, *feature_shape)``, ``y (N, *target_shape)``; each batch is
+    ``xb (B, *feature_shape)``, ``yb (B, *target_shape)`` with ``B = batch_size``, except
+    the last one, which holds the ``N % batch_size`` remaining samples unless ``drop_last``.
+
+    ``X`` and ``y`` may be arrays of any backend or numpy-convertible data. They are moved
+    once, at construction, to ``backend`` (default: the backend ``X`` lives on when it is an
+    array, else the current default backend) with :meth:`Backend.asarray`, and stay there
+    for every epoch; dtypes are kept.
+
+    Without ``shuffle`` each batch is a contiguous slice of the data (no copy). With
+    ``shuffle`` every epoch (every ``iter()``) draws one permutation of ``range(N)`` on the
+    device from ``generator`` (default: the backend's own generator, so a run is
+    reproducible after ``backend.manual_seed(s)``), and each batch is one
+    ``xp.take(X, idx, axis=0)`` with ``idx`` a slice of that permutation: no host round trip.
+
+    ``len(loader)`` is the number of batches per epoch; ``loader.dataset_size`` is ``N``.
+    """
+
+    def __init__(self, X, y=None, batch_size=32, shuffle=False, drop_last=False, *, backend=None, generator=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if backend is None:
+            target = _backend_of_or_none(X) or backends.get()
+        else:
+            target = backends.get(backend)
+        X = target.asarray(X)
+        if X.ndim < 1:
+            raise ValueError(f"DataLoader: X must have at least one dimension (the samples), got shape {tuple(X.shape)}")
+        if y is not None:
+            y = target.asarray(y)
+            if y.ndim < 1 or y.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"DataLoader: X and y must have the same first dimension (the samples), "
+                    f"got X of shape {tuple(X.shape)} and y of shape {tuple(y.shape)}"
+                )
+            bx, by = backends.backend_of(X), backends.backend_of(y)
+            if bx is not by:
+                raise ValueError(f"DataLoader: X is on {bx.label} but y is on {by.label}")
+        if generator is not None:
+            if not isinstance(generator, backends.Generator):
+                raise TypeError(f"DataLoader: generator must be an xpnet.backends.Generator, got {type(generator).__name__}")
+            if getattr(generator, "_backend", target).name != target.name:
+                raise ValueError(
+                    f"DataLoader: the generator draws on {generator._backend.label}, but the data are on {target.label}"
+                )
+        self.backend = target
+        self.X, self.y = X, y
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.generator = generator
+        self.dataset_size = int(X.shape[0])
+
+    def __len__(self) -> int:
+        n, b = self.dataset_size, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def _bounds(self):
+        n, b = self.dataset_size, self.batch_size
+        for i in range(len(self)):
+            yield i * b, min((i + 1) * b, n)
+
+    def __iter__(self):
+        X, y = self.X, self.y
+        if not self.shuffle:
+            for a, b in self._bounds():
+                xb = X[a:b, ...]
+                yield xb if y is None else (xb, y[a:b, ...])
+            return
+        be = self.backend
+        xp = be.xp
+        g = self.generator if self.generator is not None else be.rng
+        perm = g.permutation(self.dataset_size, device=be.device)
+        if backends.backend_of(perm) is not be:  # a generator of the same library on another device
+            perm = be.asarray(perm)
+        for a, b in self._bounds():
+            idx = perm[a:b]
+            xb = xp.take(X, idx, axis=0)
+            yield xb if y is None else (xb, xp.take(y, idx, axis=0))
+
+    def __repr__(self) -> str:
+        return (f"DataLoader(dataset_size={self.dataset_size}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, backend={self.backend.label})")
