@@ -8,8 +8,10 @@ This package is the only part of xpnet that imports numpy, cupy or torch by name
 >>> with backends.use("torch"):         # default backend inside the block
 ...     ...
 >>> backends.available()                # what is usable here, and why not
+>>> backends.host.to_bytes(a)           # host-array bytes for file formats (checkpoints, IDX)
 """
 
+from . import _host as host
 from ._backend import Backend, Generator, dtype_name
 from ._registry import (
     ENV_VAR,
@@ -22,10 +24,11 @@ from ._registry import (
     manual_seed,
     namespace_of,
     to_numpy,
+    torch_module,
     use,
 )
 
 __all__ = [
     "Availability", "Backend", "BackendUnavailable", "ENV_VAR", "Generator", "NAMES",
-    "available", "backend_of", "dtype_name", "get", "manual_seed", "namespace_of", "to_numpy", "use",
+    "available", "backend_of", "dtype_name", "get", "host", "manual_seed", "namespace_of", "to_numpy", "torch_module", "use",
 ]

@@ -185,3 +185,9 @@ def manual_seed(seed: int) -> None:
     Backend.default_seed = seed
     for be in _canonical.values():
         be.manual_seed(seed)
+
+
+def torch_module():
+    """The ``torch`` package itself, for interop with ``torch.nn`` (:func:`xpnet.to_torch`);
+    raises BackendUnavailable with the install hint where it is not installed."""
+    return _module("torch").torch

@@ -1,4 +1,5 @@
-"""Data sets: small synthetic problems, identical on every backend for a given seed.
+"""Data sets: the embedded digits, MNIST and Fashion-MNIST (downloaded and cached), and small
+synthetic problems, identical on every backend for a given seed.
 
 >>> from xpnet import data
 >>> X, y = data.ring_vs_blob(100, seed=0, backend="torch")   # X (200, 2) float32, y (200,) int64
@@ -6,6 +7,9 @@
 
 from .digits import load_digits
 from .loader import DataLoader
+from .mnist import DatasetUnavailable, load_fashion_mnist, load_mnist
 from .synthetic import moons, ring_vs_blob, spirals, x_squared
 
-__all__ = ["DataLoader", "load_digits", "moons", "ring_vs_blob", "spirals", "x_squared"]
+__all__ = [
+    "DataLoader", "DatasetUnavailable", "load_digits", "load_fashion_mnist", "load_mnist", "moons", "ring_vs_blob", "spirals", "x_squared",
+]

@@ -24,6 +24,7 @@ import numbers
 import os
 
 from .. import backends
+from ._args import check_split, float_dtype_name
 
 __all__ = ["load_digits"]
 
@@ -32,7 +33,6 @@ _FILE = "digits.bin.gz"
 _SHA256 = "b14331f5100db0031de1abc44bb1da54e9e338aa94e5138763a5851fcb9f52df"
 N_IMAGES, N_PIXELS, N_CLASSES = 1797, 64, 10
 
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
 _SPLITS = ("train", "test", "all")
 
 # decoded host arrays of the packaged file: (pixels uint8 (N, 64), labels uint8 (N,))
@@ -123,14 +123,8 @@ def _split_indices(seed: int, test_fraction: float):
 
 def _check_args(split, dtype, test_fraction, seed):
     fn = "load_digits"
-    if not isinstance(split, str) or split not in _SPLITS:
-        raise ValueError(f"{fn}: split must be one of {', '.join(map(repr, _SPLITS))}, got {split!r}")
-    try:
-        name = dtype if isinstance(dtype, str) else backends.dtype_name(dtype)
-    except TypeError:
-        name = repr(dtype)
-    if name not in _FLOATS:
-        raise ValueError(f"{fn}: dtype must be a floating-point dtype ({', '.join(_FLOATS)}), got {name!r}")
+    check_split(fn, split, _SPLITS)
+    name = float_dtype_name(fn, dtype)
     if (isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real)
             or not 0.0 < float(test_fraction) < 1.0):
         raise ValueError(f"{fn}: test_fraction must be a number with 0 < test_fraction < 1, got {test_fraction!r}")

@@ -50,6 +50,8 @@ class ReLU(_Activation):
 class LeakyReLU(_Activation):
     """``y = x`` for ``x > 0``, else ``negative_slope * x``. Keeps the per-element slope."""
 
+    _config_fields = ('negative_slope',)
+
     def __init__(self, negative_slope: float = 0.01):
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
             raise ValueError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
@@ -95,6 +97,8 @@ class Softmax(_Activation):
 
     Backward: ``dx = y * (dy - sum(dy * y, dim))``. Keeps ``y``.
     """
+
+    _config_fields = ('dim',)
 
     def __init__(self, dim: int = -1):
         if isinstance(dim, bool) or not isinstance(dim, int):

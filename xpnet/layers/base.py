@@ -51,6 +51,8 @@ class Layer:
 
     training = True
     _buffer_names: tuple = ()
+    #: the constructor arguments :meth:`config` reports, read from attributes of the same name
+    _config_fields: tuple = ()
 
     def __call__(self, x):
         return self.forward(x)
@@ -178,6 +180,17 @@ class Layer:
                 setattr(owner, attr, _moved(getattr(owner, attr), target, dtype))
         return self
 
+    # -- architecture ----------------------------------------------------------------------
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this layer, as JSON-compatible values:
+        ``type(layer)(**layer.config())`` makes an equal architecture (fresh weights).
+
+        Checkpoints store it (see :mod:`xpnet.nets.spec`). A subclass lists its arguments in
+        ``_config_fields``; a ``bias`` field reports whether the layer has a bias.
+        """
+        return {f: _jsonable(getattr(self, f) is not None if f == "bias" else getattr(self, f))
+                for f in self._config_fields}
+
     # -- printing ------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """The arguments shown inside ``Name(...)``."""
@@ -196,6 +209,13 @@ class Layer:
     def _tag(self) -> str:
         """How error messages name this layer, e.g. ``Linear(784 -> 256)``."""
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _jsonable(v):
+    """Tuples become lists (JSON has no tuples); numbers, strings, booleans and None pass."""
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(e) for e in v]
+    return v
 
 
 def _moved(x, target, dtype):

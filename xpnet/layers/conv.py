@@ -58,6 +58,8 @@ class Conv2d(Layer):
     ``_work``).
     """
 
+    _config_fields = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups', 'bias')
+
     # Sequential may ask this layer to skip dx when it is first: no one needs the data's gradient.
     _input_grad_optional = True
     # The shift method computes WB - OW wasted output columns per row (WB > OW only when the

@@ -15,6 +15,8 @@ class Dropout(Layer):
     Backward: ``dx = dy * m / (1 - p)``. Keeps the scaled mask (``None`` when inactive).
     """
 
+    _config_fields = ('p',)
+
     def __init__(self, p: float = 0.5):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")

@@ -24,6 +24,8 @@ class Embedding(Layer):
     gradient, so ``backward`` returns ``None``.
     """
 
+    _config_fields = ('num_embeddings', 'embedding_dim', 'padding_idx')
+
     # Sequential may ask for no input gradient: there is none anyway.
     _input_grad_optional = True
 

@@ -22,6 +22,8 @@ class Linear(Layer):
     Backward: ``dW += dy.T @ x``, ``db += sum_n dy``, ``dx = dy @ W``.
     """
 
+    _config_fields = ('in_features', 'out_features', 'bias')
+
     # Sequential may ask this layer to skip dx when it is first: no one needs the data's gradient.
     _input_grad_optional = True
 

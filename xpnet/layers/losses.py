@@ -41,6 +41,10 @@ class Loss:
     def _tag(self):
         return type(self).__name__
 
+    def config(self) -> dict:
+        """The constructor arguments: ``type(loss)(**loss.config())`` rebuilds it."""
+        return {"reduction": self.reduction}
+
     def extra_repr(self):
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
@@ -160,6 +164,9 @@ class CrossEntropyLoss(Loss):
     def _backward(self, p, q, s):
         g = p - q
         return g * s if s != 1.0 else g
+
+    def config(self) -> dict:
+        return {**super().config(), "label_smoothing": self.label_smoothing}
 
     def extra_repr(self):
         parts = [super().extra_repr()] if self.reduction != "mean" else []

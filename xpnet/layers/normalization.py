@@ -85,6 +85,8 @@ class _BatchNorm(Layer):
     (ones) and ``num_batches_tracked`` (0-d int64) when ``track_running_stats``.
     """
 
+    _config_fields = ('num_features', 'eps', 'momentum', 'affine', 'track_running_stats', 'bias')
+
     _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
     _spatial_dims: tuple = ()  # allowed numbers of axes after (N, C)
 
@@ -257,6 +259,8 @@ class LayerNorm(Layer):
         dxhat = dy * weight,   dweight = sum_L(dy * xhat),   dbias = sum_L(dy)
         dx = inv_std / m * (m dxhat - sum_S(dxhat) - xhat sum_S(dxhat * xhat))
     """
+
+    _config_fields = ('normalized_shape', 'eps', 'elementwise_affine', 'bias')
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  *, backend=None, dtype=None):

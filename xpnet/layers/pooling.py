@@ -41,6 +41,8 @@ def _batched(tag, x):
 class _Pool2d(Layer):
     """Shared plumbing of the windowed pools: argument checks, 3-D inputs, shapes and errors."""
 
+    _config_fields = ('kernel_size', 'stride', 'padding')
+
     def __init__(self, kernel_size, stride=None, padding=0):
         owner = type(self).__name__
         self._k = pair(owner, "kernel_size", kernel_size, 1)
@@ -272,6 +274,8 @@ class AdaptiveAvgPool2d(Layer):
     the columns: ``OH + OW`` slice means rather than ``OH * OW``. Backward is the adjoint, in the
     opposite order. Keeps only the input's shape.
     """
+
+    _config_fields = ('output_size',)
 
     def __init__(self, output_size):
         vals = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)

@@ -15,6 +15,8 @@ class Flatten(Layer):
     Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
     """
 
+    _config_fields = ('start_dim', 'end_dim')
+
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
             if isinstance(v, bool) or not isinstance(v, int):
@@ -93,6 +95,8 @@ class Unflatten(Layer):
     Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
     """
 
+    _config_fields = ('dim', 'unflattened_size')
+
     def __init__(self, dim: int, unflattened_size):
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise ValueError(f"Unflatten: dim must be an int, got {dim!r}")
@@ -130,6 +134,8 @@ class Reshape(Layer):
     ``shape`` is the per-sample shape (given as arguments or as one tuple); one entry may be -1.
     Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
     """
+
+    _config_fields = ("shape",)
 
     def __init__(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

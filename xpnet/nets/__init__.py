@@ -1,12 +1,19 @@
-"""Containers and training tools: Sequential and the optimizers."""
+"""Containers and training tools: Sequential, the optimizers and schedules, the training loop,
+callbacks, evaluation and checkpoints."""
 
+from .callbacks import Callback, EarlyStopping, EpochLogger, LRScheduler, ModelCheckpoint
+from .checkpoint import Checkpoint, CheckpointError, load, save
 from .clip import clip_grad_norm
+from .evaluate import evaluate, predict
+from .fit import History, TrainingDiverged, fit
 from .optim import SGD, Optimizer
 from .optimizers import Adam, AdamW, RMSprop
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, Schedule, StepLR
 from .sequential import Sequential
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LinearWarmup", "OneCycleLR", "Optimizer", "RMSprop",
-    "Schedule", "Sequential", "StepLR", "clip_grad_norm",
+    "SGD", "Adam", "AdamW", "Callback", "Checkpoint", "CheckpointError", "CosineAnnealingLR", "EarlyStopping",
+    "EpochLogger", "History", "LRScheduler", "LinearWarmup", "ModelCheckpoint", "OneCycleLR", "Optimizer",
+    "RMSprop", "Schedule", "Sequential", "StepLR", "TrainingDiverged", "clip_grad_norm", "evaluate", "fit",
+    "load", "predict", "save",
 ]

@@ -1,0 +1,113 @@
+"""Evaluation: ``evaluate`` (loss and accuracy over a data set) and ``predict`` (outputs), in eval mode.
+
+Both run in batches on the device; running sums stay on the device and are read back once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from .. import backends
+from ..data.loader import DataLoader
+from ..layers.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
+
+
+def net_backend(net, where="fit"):
+    """The Backend the net's parameters (or buffers) live on."""
+    for p in net.parameters():
+        return backends.backend_of(p.data)
+    for _, b in net.named_buffers():
+        return backends.backend_of(b)
+    raise ValueError(f"{where}: the net has no parameters or buffers to say which backend it runs on")
+
+
+def as_loader(data, batch_size, shuffle, be, where):
+    """``data`` (an ``(X, y)`` pair or a DataLoader) as a DataLoader on backend ``be``."""
+    if isinstance(data, DataLoader):
+        if data.backend is not be:
+            raise ValueError(f"{where}: the data are on {data.backend.label} but the net is on {be.label}")
+        return data
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{where}: expected an (X, y) pair or a DataLoader, got {type(data).__name__}")
+    return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=shuffle, backend=be)
+
+
+@contextlib.contextmanager
+def eval_mode(net):
+    """Eval mode inside the block; the previous mode afterwards."""
+    was = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was)
+
+
+class Tally:
+    """Running sums over batches for one epoch: ``loss`` (per sample) and ``accuracy``.
+
+    Accuracy is defined for CrossEntropyLoss (argmax of the logits equals the label) and
+    BCEWithLogitsLoss (``logit > 0`` equals ``target >= 0.5``, per element); other losses
+    report loss only. Sums are 0-d device arrays; :meth:`result` reads them back.
+    """
+
+    def __init__(self, loss: Loss, xp):
+        self.xp = xp
+        self.kind = "ce" if isinstance(loss, CrossEntropyLoss) else "bce" if isinstance(loss, BCEWithLogitsLoss) else None
+        self.per_mean = loss.reduction == "mean"
+        self.loss_sum = self.correct = None
+        self.n = self.n_acc = 0
+
+    def add(self, value, out, yb):
+        """Count one batch: its loss ``value`` (0-d), outputs ``out`` and targets ``yb``."""
+        xp, b = self.xp, int(out.shape[0])
+        part = value * b if self.per_mean else value
+        self.loss_sum = part if self.loss_sum is None else self.loss_sum + part
+        self.n += b
+        if self.kind == "ce":
+            hit = xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
+            self.n_acc += b
+        elif self.kind == "bce":
+            hit = xp.sum(xp.astype((out > 0) == (yb >= 0.5), xp.int64))
+            self.n_acc += math.prod(out.shape)
+        else:
+            return
+        self.correct = hit if self.correct is None else self.correct + hit
+
+    def result(self) -> dict:
+        """``{"loss": float, "accuracy": float}`` (accuracy only where defined); one host read each."""
+        if self.n == 0:
+            raise ValueError("no batches were seen")
+        out = {"loss": float(self.loss_sum) / self.n}
+        if self.correct is not None:
+            out["accuracy"] = int(self.correct) / self.n_acc
+        return out
+
+
+def evaluate(net, loss, data, batch_size=1024):
+    """``{"loss": mean loss per sample, "accuracy": fraction}`` of ``net`` on ``data`` (an ``(X, y)``
+    pair or a DataLoader), computed in eval mode (dropout off, running statistics), in batches."""
+    if not isinstance(loss, Loss):
+        raise TypeError(f"evaluate: loss must be an xpnet Loss, got {type(loss).__name__}")
+    be = net_backend(net, "evaluate")
+    loader = as_loader(data, batch_size, False, be, "evaluate")
+    tally = Tally(loss, be.xp)
+    with eval_mode(net):
+        for xb, yb in loader:
+            out = net(xb)
+            tally.add(loss(out, yb), out, yb)
+            loss._kept = None  # no backward follows: drop what forward kept
+    return tally.result()
+
+
+def predict(net, X, batch_size=1024):
+    """The outputs of ``net`` on ``X (N, ...)``, concatenated ``(N, ...)`` on the net's device,
+    computed in eval mode in batches of ``batch_size``. (Layers keep their last forward's
+    cache until the next forward or backward: one batch's activations, not N's.)"""
+    be = net_backend(net, "predict")
+    loader = DataLoader(X, batch_size=batch_size, backend=be)
+    with eval_mode(net):
+        outs = [net(xb) for xb in loader]
+    return outs[0] if len(outs) == 1 else be.xp.concat(outs, axis=0)
+
