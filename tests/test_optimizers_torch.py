@@ -110,13 +110,13 @@ def test_step_rebinds_and_never_mutates(backend):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda ps: nets.Adam(ps, lr=0.0), "Adam: lr must be > 0"),
+    (lambda ps: nets.Adam(ps, lr=-1e-3), "Adam: lr must be >= 0"),
     (lambda ps: nets.Adam(ps, betas=(1.0, 0.9)), r"Adam: betas\[0\] must be in \[0, 1\)"),
     (lambda ps: nets.AdamW(ps, betas=(0.9, -0.1)), r"AdamW: betas\[1\] must be in \[0, 1\)"),
     (lambda ps: nets.Adam(ps, betas=0.9), "Adam: betas must be a pair"),
     (lambda ps: nets.AdamW(ps, eps=-1e-8), "AdamW: eps must be >= 0"),
     (lambda ps: nets.Adam(ps, weight_decay=-1), "Adam: weight_decay must be >= 0"),
-    (lambda ps: nets.RMSprop(ps, lr=-0.1), "RMSprop: lr must be > 0"),
+    (lambda ps: nets.RMSprop(ps, lr=-0.1), "RMSprop: lr must be >= 0"),
     (lambda ps: nets.RMSprop(ps, alpha=-0.5), "RMSprop: alpha must be >= 0"),
     (lambda ps: nets.RMSprop(ps, momentum=-0.9), "RMSprop: momentum must be >= 0"),
     (lambda ps: nets.RMSprop(ps, eps="1e-8"), "RMSprop: eps must be a real number"),

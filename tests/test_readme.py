@@ -18,8 +18,20 @@ def _python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
-def test_readme_training_example_trains(capsys):
+def test_readme_fit_example_trains_saves_and_loads(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     block = _python_blocks()[0]
+    assert len(block.strip().splitlines()) <= 14  # "a dozen lines" of training, plus the imports
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["accuracy"] >= 0.95
+    assert "test accuracy" in capsys.readouterr().out
+    ck = xn.load(tmp_path / "digits.xpnet")
+    assert ck.history["loss"] == scope["history"]["loss"]
+
+
+def test_readme_loop_example_trains(capsys):
+    block = _python_blocks()[1]
     assert len(block.strip().splitlines()) <= 16
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)
@@ -29,14 +41,15 @@ def test_readme_training_example_trains(capsys):
 
 def test_readme_custom_layer_passes_gradcheck():
     scope = {"xn": xn}
-    exec(compile(_python_blocks()[1], "README.md", "exec"), scope)
+    exec(compile(_python_blocks()[2], "README.md", "exec"), scope)
     x = backends.get("numpy").rng.normal((3, 4), dtype=backends.get("numpy").dtype("float64"))
     assert gradcheck(scope["Square"](), x)
 
 
 def test_readme_commands_are_present():
     text = README.read_text()
-    assert "python -m xpnet.examples.ring" in text and "bash .ci/run" in text
+    assert "pip install '.[plot]' && xpnet train\n" in text and "bash .ci/run" in text
+    assert "TBD" not in text
 
 
 def test_example_command_runs_and_reaches_full_accuracy():

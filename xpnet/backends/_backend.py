@@ -184,6 +184,11 @@ class Backend:
         """
         raise NotImplementedError
 
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` CPU threads for this library's kernels (BLAS, OpenMP) from now on; a no-op on
+        GPU backends. Small matrix products run fastest on one thread, and a second thread that
+        spins while another process holds the core can make them many times slower."""
+
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU); call before reading a clock."""
 

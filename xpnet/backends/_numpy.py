@@ -90,6 +90,13 @@ class NumpyBackend(Backend):
     def _make_generator(self, seed):
         return NumpyGenerator(self, seed)
 
+    def set_threads(self, n):
+        try:
+            import threadpoolctl
+        except ImportError:
+            raise RuntimeError("setting numpy's BLAS threads needs threadpoolctl: pip install threadpoolctl") from None
+        self._limits = threadpoolctl.threadpool_limits(limits=int(n), user_api="blas")  # kept: limits last
+
     def describe(self):
         return f"numpy {np.__version__} on cpu"
 

@@ -105,6 +105,10 @@ class TorchBackend(Backend):
     def _make_generator(self, seed):
         return TorchGenerator(self, seed)
 
+    def set_threads(self, n):
+        if self.device.type == "cpu":
+            torch.set_num_threads(int(n))
+
     def describe(self):
         if self.device.type == "cuda":
             return f"torch {torch.__version__} on {self.device} ({torch.cuda.get_device_name(self.device)})"

@@ -30,12 +30,15 @@ def run(args) -> int:
     from .recipes import load
     from .train import _wants_images
 
+    if args.backend is not None:
+        try:
+            backends.get(args.backend)
+        except (backends.BackendUnavailable, ValueError) as e:
+            raise UsageError(f"--backend: {e}") from None
     try:
         ck = xn.load(args.checkpoint, backend=args.backend)
     except (FileNotFoundError, xn.CheckpointError) as e:
         raise UsageError(str(e)) from None
-    except (backends.BackendUnavailable, ValueError) as e:
-        raise UsageError(f"--backend: {e}") from None
     cli = ck.extra.get("cli") or {}
     name = args.data or cli.get("data")
     if name is None:
@@ -45,8 +48,8 @@ def run(args) -> int:
 
     try:
         _, _, (X, y) = load(name, be, ck.dtype, int(cli.get("seed", 0)), not _wants_images(net))
-    except DatasetUnavailable as e:
-        raise UsageError(str(e)) from None
+    except (DatasetUnavailable, ValueError) as e:  # offline, or a damaged file in the cache
+        raise UsageError(f"--data {name}: {e}") from None
     loss = ck.loss or xn.CrossEntropyLoss()
     try:
         result = xn.evaluate(net, loss, (X, y), batch_size=args.batch_size)

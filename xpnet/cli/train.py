@@ -32,6 +32,8 @@ def add_arguments(p):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="cosine", choices=SCHEDULES, help="learning-rate schedule (default: cosine)")
     p.add_argument("--patience", type=positive_int, default=None, help="early stopping on validation loss")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for the matrix products (default: 1 for digits and the 2-D sets, else all)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--out", default=None, help="output directory (default: runs/<data>-<model>)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint (last.xpnet) to --epochs")
@@ -40,19 +42,27 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import warnings
+
     import xpnet as xn
+
+    # a diverging run overflows inside numpy; the NaN guard reports it once, with the epoch and step
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     from xpnet import backends
+
+    from xpnet.nets.evaluate import net_backend
 
     from .recipes import RECIPES, cnn, load, mlp
 
+    chosen = None if args.backend is None else _backend(args.backend)
     ck = None
     if args.resume is not None:
-        ck = _load_checkpoint(args.resume, args.backend)
+        ck = _load_checkpoint(args.resume, chosen)
         saved = ck.extra.get("cli")
         if not saved:
             raise UsageError(f"--resume {args.resume}: this checkpoint was not written by xpnet train")
         for k, v in saved.items():  # the run's own settings, except the outputs
-            if k not in ("epochs", "out", "resume", "no_progress", "no_plots", "backend"):
+            if k not in ("epochs", "out", "resume", "no_progress", "no_plots", "backend", "threads"):
                 setattr(args, k, v)
         if args.epochs is None:
             args.epochs = saved["epochs"]
@@ -66,8 +76,11 @@ def run(args) -> int:
     args.batch_size = args.batch_size or recipe.batch_size
     args.lr = args.lr or recipe.lr
     out = pathlib.Path(args.out or f"runs/{args.data}-{pathlib.Path(args.model).stem}")
-    be = _backend(args.backend if ck is None else ck.net_backend_label)
+    be = (chosen or _backend(None)) if ck is None else net_backend(ck.net)
     backends.manual_seed(args.seed)
+    threads = args.threads or recipe.threads
+    if threads:
+        be.set_threads(threads)
     with backends.use(be):
         if ck is not None:
             net, opt = ck.net, ck.optimizer
@@ -105,7 +118,6 @@ def _load_checkpoint(path, backend):
         ck = xn.load(path, backend=backend)
     except (FileNotFoundError, xn.CheckpointError) as e:
         raise UsageError(f"--resume: {e}") from None
-    ck.net_backend_label = backend or xn.backends.backend_of(ck.net.parameters()[0].data).label
     return ck
 
 
@@ -148,8 +160,8 @@ def _data(load, name, be, dtype, seed, flatten):
 
     try:
         return load(name, be, dtype, seed, flatten)
-    except DatasetUnavailable as e:
-        raise UsageError(str(e)) from None
+    except (DatasetUnavailable, ValueError) as e:  # offline, or a damaged file in the cache
+        raise UsageError(f"--data {name}: {e}") from None
 
 
 def _optimizer(xn, args, net):

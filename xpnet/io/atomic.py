@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import tempfile
+import secrets
 
 
 @contextlib.contextmanager
@@ -15,7 +15,7 @@ def atomic_write(path, mode="wb"):
     is deleted and ``path`` is left as it was. Parent directories are created."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -27,6 +27,19 @@ def atomic_write(path, mode="wb"):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _create_temp(path):
+    # Not tempfile.mkstemp: it creates the file with mode 0600, and the rename would carry that mode
+    # to the final file. A file opened with 0666 gets the permissions the umask gives any new file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"atomic_write: could not create a temporary file beside {path}")
 
 
 def _fsync_dir(directory):

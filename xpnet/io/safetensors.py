@@ -92,6 +92,8 @@ def decode(blob: bytes, where: str = "<bytes>"):
     if not isinstance(header, dict):
         raise FormatError(f"{where}: corrupt header (a JSON {type(header).__name__}, not an object)")
     metadata = header.pop("__metadata__", None) or {}
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise FormatError(f"{where}: corrupt header (__metadata__ must map strings to strings, got {metadata!r:.80})")
     data = memoryview(blob)[8 + n:]
     tensors, end = {}, 0
     for name, entry in sorted(header.items(), key=lambda kv: _offsets(where, kv)[0]):

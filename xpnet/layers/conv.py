@@ -168,7 +168,7 @@ class Conv2d(Layer):
         Only the layer itself ever sees these arrays (``cols`` goes into the backward cache, and
         the next forward, which overwrites it, replaces that cache anyway). Fresh multi-MB
         temporaries on every step let glibc's malloc return the memory to the OS and fault it
-        in again on the next step: in a process like benchmarks/cnn_step.py's, the small-CNN
+        in again on the next step: in the small-CNN benchmark process (xpnet bench), the
         step took 38-41 ms with 4,200-4,700 page faults per step when these were fresh arrays,
         and 27-29 ms with none with them (Caffe keeps its im2col buffer for the same reason).
         A new shape, dtype, device or array type gets a new buffer.

@@ -164,8 +164,14 @@ class ModelCheckpoint(Callback):
             if not self.best.improves(v):
                 return
             self.best.value = v
-        state.save(self.path, self.extra)
+        # set before saving, so that the state stored in the file says that the file is this epoch's
+        before = self.last_path, self.last_epoch
         self.last_path, self.last_epoch = self.path, state.epoch
+        try:
+            state.save(self.path, self.extra)
+        except BaseException:
+            self.last_path, self.last_epoch = before
+            raise
 
     def state_dict(self):
         return {"best": None if self.best is None else self.best.value, "last_epoch": self.last_epoch}

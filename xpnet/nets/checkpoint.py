@@ -53,10 +53,12 @@ class Checkpoint:
 
     def restore_rng(self):
         """Put the saved generator state back into the backend of ``net`` (for a bit-identical
-        resume); returns False when the checkpoint has none (CuPy cannot export it)."""
-        if self.rng_state is None:
+        resume); returns False when the checkpoint has none (CuPy cannot export it), or when
+        ``net`` was loaded onto another backend than the one saved, whose state does not apply."""
+        be = _net_backend(self.net)
+        if self.rng_state is None or be.label != self.backend:
             return False
-        _net_backend(self.net).rng.set_state(self.rng_state)
+        be.rng.set_state(self.rng_state)
         return True
 
 
@@ -126,9 +128,13 @@ def load(path, *, backend=None, dtype=None) -> Checkpoint:
     text = md["xpnet"]
     if md.get("xpnet.sha256") != _digest(text, tensors):
         raise CheckpointError(f"checkpoint {path}: its SHA-256 does not match its contents: the file was modified or damaged")
-    meta = json.loads(text)
-    if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
-        raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r}")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"checkpoint {path}: its 'xpnet' metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise CheckpointError(f"checkpoint {path}: unknown format {found!r}")
     if meta["version"] > VERSION:
         raise CheckpointError(f"checkpoint {path}: format version {meta['version']} is newer than this xpnet reads ({VERSION})")
     be = backends.get(backend) if backend is not None else _saved_backend(meta["backend"])
@@ -178,8 +184,9 @@ def _net_backend(net):
 
 
 def _float_dtype(net, be):
-    for p in net.parameters():
-        return be.dtype_name(p.data.dtype)
+    for v in net.state_dict().values():  # buffers count: a net of BatchNorm(affine=False) has no parameters
+        if be.is_float(v.dtype):
+            return be.dtype_name(v.dtype)
     return "float32"
 
 

@@ -27,10 +27,19 @@ def as_loader(data, batch_size, shuffle, be, where):
     if isinstance(data, DataLoader):
         if data.backend is not be:
             raise ValueError(f"{where}: the data are on {data.backend.label} but the net is on {be.label}")
-        return data
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        loader = data
+    elif not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{where}: expected an (X, y) pair or a DataLoader, got {type(data).__name__}")
-    return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=shuffle, backend=be)
+    else:
+        loader = DataLoader(data[0], data[1], batch_size=batch_size, shuffle=shuffle, backend=be)
+    return _nonempty(loader, where)
+
+
+def _nonempty(loader, where):
+    if len(loader) == 0:
+        raise ValueError(f"{where}: no batches: the data have {loader.dataset_size} samples"
+                         + (" (fewer than one batch, with drop_last)" if loader.dataset_size else ""))
+    return loader
 
 
 @contextlib.contextmanager
@@ -106,7 +115,7 @@ def predict(net, X, batch_size=1024):
     computed in eval mode in batches of ``batch_size``. (Layers keep their last forward's
     cache until the next forward or backward: one batch's activations, not N's.)"""
     be = net_backend(net, "predict")
-    loader = DataLoader(X, batch_size=batch_size, backend=be)
+    loader = _nonempty(DataLoader(X, batch_size=batch_size, backend=be), "predict")
     with eval_mode(net):
         outs = [net(xb) for xb in loader]
     return outs[0] if len(outs) == 1 else be.xp.concat(outs, axis=0)

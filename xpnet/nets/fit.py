@@ -8,7 +8,8 @@ One step on a batch ``(xb, yb)``::
 The data stay on the net's device (:class:`~xpnet.data.DataLoader`); the epoch's loss and
 accuracy are summed on the device and read back once per epoch. The NaN/Inf guard reads each
 step's loss (one host read per step; on a GPU that is one synchronisation) and stops with
-:class:`TrainingDiverged` *before* a non-finite loss reaches the weights.
+:class:`TrainingDiverged` *before* a non-finite loss reaches the weights (the running statistics
+that the step's forward updated are put back as well).
 """
 
 from __future__ import annotations
@@ -119,15 +120,20 @@ def _epoch(state, be, loader, params, clip_norm, guard, progress):
     net.train()
     tally = Tally(loss, be.xp)
     bar = _bar(progress, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
+    # buffers (BatchNorm's running statistics) that a forward rebinds: the guard puts them back
+    buffers = [(owner, attr) for _, owner, attr, is_param in net._slots() if not is_param] if guard else []
     t0 = last = time.perf_counter()
     try:
         for i, (xb, yb) in enumerate(loader, 1):
             opt.zero_grad()
+            kept = [getattr(owner, attr) for owner, attr in buffers]
             out = net(xb)
             value = loss(out, yb)
             if guard:
                 v = float(value)
                 if not math.isfinite(v):
+                    for (owner, attr), b in zip(buffers, kept):
+                        setattr(owner, attr, b)
                     raise _diverged(state, v, i, len(loader))
             net.backward(loss.backward(), input_grad=False)
             if clip_norm is not None:

@@ -9,6 +9,8 @@ raises a ValueError naming the module.
 
 from __future__ import annotations
 
+import inspect
+
 from .. import backends
 from . import spec as _spec
 from .evaluate import net_backend
@@ -45,7 +47,8 @@ def from_torch(module, *, backend=None, dtype=None):
         raise TypeError(f"from_torch expected a torch.nn.Module, got {type(module).__name__}")
     spec = _spec_from_torch(torch, module, "module")
     if dtype is None:
-        dtype = next((str(p.dtype).removeprefix("torch.") for p in module.parameters()), "float32")
+        dtype = next((str(v.dtype).removeprefix("torch.") for v in module.state_dict().values()
+                      if v.is_floating_point()), "float32")  # buffers count: BatchNorm(affine=False)
     net = _spec.build(spec, backend=backend, dtype=dtype)
     net.load_state_dict({k: v.detach() for k, v in module.state_dict().items()})
     net.train(module.training)
@@ -60,6 +63,11 @@ def _torch_from_spec(torch, spec):
     if cls is None:
         raise ValueError(f"to_torch: torch.nn has no layer equal to xpnet's {kind}")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "type"}
+    if "bias" in args and "affine" in args and "bias" not in inspect.signature(cls).parameters:
+        # torch's BatchNorm took a bias option only recently; before, it has a bias exactly when affine
+        if args["bias"] != args["affine"]:
+            raise ValueError(f"to_torch: this torch's {kind} has no bias option; xpnet's has affine=True, bias=False")
+        del args["bias"]
     return cls(**args)
 
 

@@ -39,7 +39,7 @@ class Optimizer:
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name} got some parameters more than once")
         self.params = params
-        self.lr = _number(name, "lr", lr, positive=True)
+        self.lr = _number(name, "lr", lr)  # lr = 0 is allowed, as in torch (a schedule may end there)
         self.state = [{} for _ in params]
 
     def zero_grad(self):

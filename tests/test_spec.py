@@ -1,0 +1,326 @@
+"""Architecture specs (xpnet.nets.spec): every layer and loss round-trips through JSON, and bad specs fail with
+clear messages."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+import xpnet as xn
+from xpnet import layers as L
+from xpnet.nets import spec as S
+
+# One instance per layer/loss class, with as many non-default arguments as the class takes. Every class that
+# xpnet.layers exports must appear here (test_every_exported_layer_has_an_example enforces it).
+EXAMPLES = {
+    "AdaptiveAvgPool2d": [L.AdaptiveAvgPool2d((2, 3)), L.AdaptiveAvgPool2d(1)],
+    "AvgPool2d": [L.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 0)), L.AvgPool2d(3)],
+    "BCEWithLogitsLoss": [L.BCEWithLogitsLoss(reduction="sum")],
+    "BatchNorm1d": [L.BatchNorm1d(5, eps=1e-3, momentum=None, affine=False),
+                    L.BatchNorm1d(3, track_running_stats=False, bias=False)],
+    "BatchNorm2d": [L.BatchNorm2d(6, eps=1e-4, momentum=0.25, track_running_stats=False)],
+    "Conv2d": [L.Conv2d(4, 6, (3, 2), stride=2, padding=1, groups=2, bias=False),
+               L.Conv2d(4, 8, 3, padding="same", dilation=2, groups=4),
+               L.Conv2d(2, 3, 5, stride=(2, 1), padding="valid", dilation=(1, 2))],
+    "CrossEntropyLoss": [L.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)],
+    "Dropout": [L.Dropout(0.3), L.Dropout(0.0)],
+    "Embedding": [L.Embedding(10, 4, padding_idx=0), L.Embedding(7, 3, padding_idx=-1), L.Embedding(5, 2)],
+    "Flatten": [L.Flatten(0, 2), L.Flatten(start_dim=2)],
+    "Identity": [L.Identity()],
+    "LayerNorm": [L.LayerNorm((3, 4), eps=1e-6, bias=False), L.LayerNorm(7, elementwise_affine=False)],
+    "LeakyReLU": [L.LeakyReLU(0.2)],
+    "Linear": [L.Linear(3, 4, bias=False), L.Linear(5, 1)],
+    "MSELoss": [L.MSELoss(reduction="sum"), L.MSELoss()],
+    "MaxPool2d": [L.MaxPool2d(3, stride=1, padding=1), L.MaxPool2d((2, 3), stride=(2, 1))],
+    "ReLU": [L.ReLU()],
+    "Reshape": [L.Reshape(1, 28, 28), L.Reshape(-1), L.Reshape((2, -1))],
+    "Sigmoid": [L.Sigmoid()],
+    "Softmax": [L.Softmax(dim=1), L.Softmax(dim=0)],
+    "Tanh": [L.Tanh()],
+    "Unflatten": [L.Unflatten(1, (2, 3)), L.Unflatten(-1, [4, -1])],
+}
+ALL_EXAMPLES = [(name, i, layer) for name, group in EXAMPLES.items() for i, layer in enumerate(group)]
+
+# Constructor arguments that configs leave out on purpose: placement, and torch options that xpnet accepts
+# only at their default value (so the default rebuilds the same layer).
+NOT_CONFIG = {"backend", "dtype", "MaxPool2d.dilation", "MaxPool2d.return_indices", "MaxPool2d.ceil_mode",
+              "AvgPool2d.ceil_mode", "AvgPool2d.count_include_pad", "AvgPool2d.divisor_override"}
+
+
+def _exported_classes():
+    out = {}
+    for name in L.__all__:
+        obj = getattr(L, name)
+        if isinstance(obj, type) and issubclass(obj, (L.Layer, L.Loss)) and obj not in (L.Layer, L.Loss):
+            out[name] = obj
+    return out
+
+
+def _round_trip(layer):
+    spec = S.layer_spec(layer)
+    text = json.dumps(spec)  # plain JSON: raises on anything else
+    rebuilt = S.build(json.loads(text))
+    return spec, rebuilt
+
+
+def test_every_exported_layer_has_an_example():
+    exported = _exported_classes()
+    assert len(exported) >= 22
+    assert sorted(exported) == sorted(EXAMPLES), "add the new layer to EXAMPLES (and give it a config)"
+    for name, group in EXAMPLES.items():
+        assert all(type(layer) is exported[name] for layer in group), name
+
+
+@pytest.mark.parametrize("name", sorted(_exported_classes()))
+def test_config_covers_every_constructor_argument(name):
+    cls = _exported_classes()[name]
+    config = EXAMPLES[name][0].config()
+    for p in inspect.signature(cls).parameters.values():
+        if p.name in NOT_CONFIG or f"{name}.{p.name}" in NOT_CONFIG:
+            continue
+        assert p.name in config, f"{name}.config() lacks its constructor argument {p.name!r}"
+    # a layer's config arguments rebuild it: type(layer)(**config)
+    assert set(config) <= set(inspect.signature(cls).parameters)
+
+
+@pytest.mark.parametrize("name,i,layer", ALL_EXAMPLES, ids=[f"{n}-{i}" for n, i, _ in ALL_EXAMPLES])
+def test_round_trip_every_layer(name, i, layer):
+    spec, rebuilt = _round_trip(layer)
+    assert spec["type"] == name
+    assert type(rebuilt) is type(layer)
+    assert repr(rebuilt) == repr(layer)
+    assert S.layer_spec(rebuilt) == spec
+    # same parameter and buffer layout (fresh values)
+    got = {k: (tuple(v.shape), str(v.dtype)) for k, v in rebuilt.state_dict().items()} if hasattr(rebuilt, "state_dict") else {}
+    want = {k: (tuple(v.shape), str(v.dtype)) for k, v in layer.state_dict().items()} if hasattr(layer, "state_dict") else {}
+    assert got == want
+
+
+def test_non_default_arguments_survive():
+    """Spot checks that the non-default values are in the spec, not silently replaced by defaults."""
+    conv = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["Conv2d"][1]))))
+    assert (conv.padding, conv.dilation, conv.groups) == ("same", (2, 2), 4)
+    assert conv.bias is not None
+    conv0 = S.build(S.layer_spec(EXAMPLES["Conv2d"][0]))
+    assert conv0.bias is None and conv0.stride == (2, 2)
+    bn = S.build(S.layer_spec(EXAMPLES["BatchNorm1d"][0]))
+    assert bn.momentum is None and bn.affine is False and bn.weight is None and bn.eps == 1e-3
+    bn2 = S.build(S.layer_spec(EXAMPLES["BatchNorm1d"][1]))
+    assert bn2.weight is not None and bn2.bias is None and bn2.running_mean is None
+    ln = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["LayerNorm"][0]))))
+    assert tuple(ln.normalized_shape) == (3, 4) and ln.bias is None and ln.weight is not None
+    emb = S.build(S.layer_spec(EXAMPLES["Embedding"][1]))
+    assert emb.padding_idx == 6
+    assert S.build(S.layer_spec(L.Dropout(0.3))).p == 0.3
+    assert S.build(S.layer_spec(L.LeakyReLU(0.2))).negative_slope == 0.2
+    assert S.build(S.layer_spec(L.Softmax(dim=1))).dim == 1
+    assert S.build(S.layer_spec(L.CrossEntropyLoss("sum", 0.1))).label_smoothing == 0.1
+    assert tuple(S.build(S.layer_spec(L.Reshape(1, 28, 28))).shape) == (1, 28, 28)
+    assert tuple(S.build(S.layer_spec(L.Unflatten(1, (2, 3)))).unflattened_size) == (2, 3)
+
+
+def test_nested_sequential_round_trip():
+    net = xn.Sequential(
+        xn.Reshape(1, 8, 8),
+        xn.Sequential(xn.Conv2d(1, 4, 3, padding=1), xn.BatchNorm2d(4), xn.ReLU(), xn.MaxPool2d(2)),
+        xn.Flatten(),
+        xn.Sequential(xn.Sequential(xn.Linear(64, 16), xn.Dropout(0.25)), xn.LeakyReLU(0.1)),
+        xn.Linear(16, 3),
+    )
+    spec, rebuilt = _round_trip(net)
+    assert spec["type"] == "Sequential" and spec["layers"][1]["type"] == "Sequential"
+    assert spec["layers"][3]["layers"][0]["layers"][1] == {"type": "Dropout", "p": 0.25}
+    assert repr(rebuilt) == repr(net)
+    assert S.layer_spec(rebuilt) == spec
+    assert list(rebuilt.state_dict()) == list(net.state_dict())
+    # a bare list is taken as a Sequential
+    assert repr(S.build(spec["layers"])) == repr(net)
+
+
+def test_build_places_on_backend_and_dtype(backend):
+    spec = S.layer_spec(xn.Sequential(xn.Linear(3, 4), xn.BatchNorm1d(4), xn.Embedding(5, 2)))
+    net = S.build(spec, backend=backend, dtype="float64")
+    for k, v in net.state_dict().items():
+        assert xn.backends.backend_of(v) is backend, k
+        want = "int64" if k.endswith("num_batches_tracked") else "float64"
+        assert backend.dtype_name(v.dtype) == want, k
+    # default: float32 on the current backend (the fixture makes it the default)
+    net32 = S.build(spec)
+    assert backend.dtype_name(net32[0].weight.data.dtype) == "float32"
+    assert xn.backends.backend_of(net32[0].weight.data) is backend
+
+
+# -- build errors --------------------------------------------------------------------------------------------
+
+
+def test_build_unknown_type():
+    with pytest.raises(ValueError, match=r"^model: unknown layer type 'Conv3d'; known types: .*\bConv2d\b.*\bLinear\b"):
+        S.build({"type": "Conv3d", "in_channels": 1})
+    # the base classes are not buildable
+    for base in ("Layer", "Loss", "Parameter"):
+        with pytest.raises(ValueError, match=f"unknown layer type '{base}'"):
+            S.build({"type": base})
+    # the location of a nested error is named
+    with pytest.raises(ValueError, match=r"^model\.layers\[1\]\.layers\[0\]: unknown layer type 'Nope'"):
+        S.build([{"type": "ReLU"}, {"type": "Sequential", "layers": [{"type": "Nope"}]}])
+
+
+@pytest.mark.parametrize("bad", [{"in_features": 3}, {"type": 3}, "Linear", 3, None, [1]],
+                         ids=["no-type", "int-type", "str", "int", "none", "list-of-int"])
+def test_build_not_a_spec(bad):
+    with pytest.raises(ValueError, match=r'expected a layer spec, an object with a string "type", got'):
+        S.build(bad)
+
+
+def test_build_bad_arguments():
+    with pytest.raises(ValueError, match=r"^model: bad arguments for Linear: .*unexpected keyword argument 'units'"):
+        S.build({"type": "Linear", "in_features": 3, "units": 4})
+    with pytest.raises(ValueError, match=r"^model\.layers\[0\]: bad arguments for Linear: .*out_features"):
+        S.build({"type": "Sequential", "layers": [{"type": "Linear", "in_features": 3}]})
+    with pytest.raises(ValueError, match=r"bad arguments for ReLU"):
+        S.build({"type": "ReLU", "inplace": True})
+    # values the constructor rejects raise its own error
+    with pytest.raises(ValueError, match=r"Dropout"):
+        S.build({"type": "Dropout", "p": 2.0})
+
+
+@pytest.mark.parametrize("bad", [{"type": "Sequential", "layers": {"0": {"type": "ReLU"}}},
+                                 {"type": "Sequential"},
+                                 {"type": "Sequential", "layers": [], "name": "x"}],
+                         ids=["dict-layers", "no-layers", "extra-key"])
+def test_build_bad_sequential(bad):
+    with pytest.raises(ValueError, match=r'^model: a Sequential spec has exactly one key besides "type": "layers", a list'):
+        S.build(bad)
+
+
+def test_load_spec(tmp_path):
+    p = tmp_path / "net.json"
+    spec = S.layer_spec(xn.Sequential(xn.Linear(2, 3), xn.Tanh()))
+    p.write_text(json.dumps(spec))
+    assert S.load_spec(p) == spec
+    with pytest.raises(FileNotFoundError, match=r"^model spec .*missing\.json: no such file$"):
+        S.load_spec(tmp_path / "missing.json")
+    p.write_text("{'type': 'ReLU'}")
+    with pytest.raises(ValueError, match=r"^model spec .*net\.json: not valid JSON \("):
+        S.load_spec(p)
+
+
+# -- custom layers -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A private copy of the registry, so that registrations do not leak into other tests."""
+    monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
+    return S._REGISTRY
+
+
+class Scale(xn.Layer):
+    _config_fields = ("factor", "name")
+
+    def __init__(self, factor=1.0, name="s"):
+        self.factor, self.name = factor, name
+
+    def forward(self, x):
+        return x * self.factor
+
+    def backward(self, dy):
+        return dy * self.factor
+
+    def extra_repr(self):
+        return f"factor={self.factor}, name={self.name!r}"
+
+
+def test_register_custom_layer(registry):
+    assert xn.register is S.register
+    with pytest.raises(TypeError, match=r"^cannot describe tests\.test_spec\.Scale: it is not a registered layer; "
+                                        r"decorate it with @xpnet\.nets\.spec\.register"):
+        S.layer_spec(Scale(2.0))
+    with pytest.raises(ValueError, match="unknown layer type 'Scale'"):
+        S.build({"type": "Scale", "factor": 2.0})
+    assert S.register(Scale) is Scale
+    assert S.register(Scale) is Scale  # registering again is harmless
+    net = xn.Sequential(xn.Linear(2, 2), Scale(3.0, name="triple"))
+    spec, rebuilt = _round_trip(net)
+    assert spec["layers"][1] == {"type": "Scale", "factor": 3.0, "name": "triple"}
+    assert repr(rebuilt) == repr(net) and rebuilt[1].factor == 3.0
+    # the registry was private to this test
+    assert "Scale" in registry
+
+
+def test_register_errors(registry):
+    with pytest.raises(TypeError, match=r"^register expected a Layer or Loss subclass, got <class 'int'>"):
+        S.register(int)
+    with pytest.raises(TypeError, match=r"register expected a Layer or Loss subclass, got ReLU\(\)"):
+        S.register(xn.ReLU())  # an instance, not a class
+
+    class Linear(xn.Layer):  # same name as a built-in layer
+        pass
+
+    with pytest.raises(ValueError, match=r"^register: another class named 'Linear' is already registered "
+                                         r"\(xpnet\.layers\.linear\)"):
+        S.register(Linear)
+    assert registry["Linear"] is L.Linear
+
+
+def test_unregistered_layer_cannot_be_described(registry):
+    class MyLinear(xn.Linear):  # a subclass is a different layer: it is not described as its parent
+        pass
+
+    class ReLU(xn.ReLU):  # nor is a class that merely shares a registered name
+        pass
+
+    for layer in (MyLinear(2, 3), ReLU(), xn.Sequential(xn.Linear(2, 2), xn.Sequential(ReLU()))):
+        with pytest.raises(TypeError, match=r"cannot describe .*test_spec\..*(MyLinear|ReLU): it is not a registered layer"):
+            S.layer_spec(layer)
+
+
+def test_register_custom_loss(registry):
+    @S.register
+    class HalfMSE(xn.MSELoss):
+        pass
+
+    spec = S.layer_spec(HalfMSE(reduction="sum"))
+    assert spec == {"type": "HalfMSE", "reduction": "sum"}
+    assert type(S.build(spec)) is HalfMSE
+
+
+# -- optimizers ----------------------------------------------------------------------------------------------
+
+OPTIMIZERS = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.0, "nesterov": True, "weight_decay": 1e-3}),
+    ("SGD", {"lr": 0.1, "momentum": 0.5, "dampening": 0.1}),
+    ("Adam", {"lr": 2e-3, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.01, "amsgrad": True}),
+    ("AdamW", {"lr": 1e-2, "betas": (0.85, 0.99), "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7, "weight_decay": 0.02, "momentum": 0.5, "centered": True}),
+]
+
+
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
+def test_optimizer_spec_round_trip(name, kw):
+    net = xn.Sequential(xn.Linear(3, 4), xn.ReLU(), xn.Linear(4, 2))
+    opt = getattr(xn, name)(net.parameters(), **kw)
+    spec = S.optimizer_spec(opt)
+    assert spec["type"] == name
+    for k, v in kw.items():
+        assert spec[k] == (list(v) if isinstance(v, tuple) else v), k
+    net2 = S.build(S.layer_spec(net))
+    opt2 = S.build_optimizer(json.loads(json.dumps(spec)), net2.parameters())
+    assert type(opt2) is type(opt)
+    assert opt2.params == net2.parameters()
+    assert S.optimizer_spec(opt2) == spec
+    assert repr(opt2) == repr(opt)
+
+
+def test_build_optimizer_errors():
+    params = xn.Linear(2, 2).parameters()
+    with pytest.raises(ValueError, match=r"""^optimizer: expected a spec with "type" one of \['Adam', 'AdamW', 'RMSprop', 'SGD'\], got \{'type': 'Adagrad'\}"""):
+        S.build_optimizer({"type": "Adagrad"}, params)
+    with pytest.raises(ValueError, match=r'^optimizer: expected a spec with "type"'):
+        S.build_optimizer(["SGD"], params)
+    with pytest.raises(ValueError, match=r"^optimizer: bad arguments for SGD: .*unexpected keyword argument 'mom'"):
+        S.build_optimizer({"type": "SGD", "lr": 0.1, "mom": 0.9}, params)
+    with pytest.raises(ValueError, match=r"^optimizer: bad arguments for SGD: .*'lr'"):
+        S.build_optimizer({"type": "SGD"}, params)
