@@ -25,6 +25,7 @@ import pathlib
 from .. import backends
 from ..io import FormatError, read_safetensors, write_safetensors
 from . import spec as _spec
+from .evaluate import net_backend
 
 FORMAT = "xpnet-checkpoint"
 VERSION = 1
@@ -176,11 +177,10 @@ def _digest(text, tensors):
 
 
 def _net_backend(net):
-    for p in net.parameters():
-        return backends.backend_of(p.data)
-    for _, b in net.named_buffers():
-        return backends.backend_of(b)
-    return backends.get()
+    try:
+        return net_backend(net, "save")
+    except ValueError:  # a net with no arrays at all (e.g. Sequential(ReLU())): the current backend
+        return backends.get()
 
 
 def _float_dtype(net, be):
