@@ -7,6 +7,7 @@ comparisons; these helpers only build the message once a check has failed.
 from __future__ import annotations
 
 from .. import backends
+from ..validate import positive_int  # noqa: F401  (re-exported for the layers)
 
 
 def place(x) -> str:
@@ -70,17 +71,11 @@ def require_float(layer, x, what="input"):
 
 def no_forward_error(layer):
     return RuntimeError(
-        f"{layer}.backward was called before forward (or twice after one forward); "
-        "run the forward pass first: backward consumes what forward kept"
+        f"{layer}.backward was called before forward (or more often than forward: each backward "
+        "consumes what one forward kept, and a forward under xpnet.no_grad() keeps nothing); "
+        "run the forward pass first"
     )
 
 
 def shape_str(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def positive_int(owner, name, value):
-    """Validate a size argument (feature counts and the like) at construction."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return value

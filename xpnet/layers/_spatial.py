@@ -6,13 +6,7 @@ dilation ``d`` gives ``out = (size + 2p - d (k - 1) - 1) // s + 1`` positions pe
 
 from __future__ import annotations
 
-
-def pair(owner, name, value, minimum):
-    """``value`` (an int or a pair of ints) as a tuple ``(h, w)``, each ``>= minimum``."""
-    vals = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(vals) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in vals):
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return tuple(int(v) for v in vals)
+from ..validate import pair  # noqa: F401  (re-exported for the layers)
 
 
 def out_size(size, kernel, stride, padding, dilation=1):

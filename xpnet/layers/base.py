@@ -1,28 +1,79 @@
-"""Parameter and Layer: the contract every layer follows.
+"""Parameter and Layer: the contract every layer, loss and container follows.
 
-- ``forward(x)`` returns ``y`` and keeps only what ``backward`` needs.
-- ``backward(dy)`` returns ``dx = dL/dx`` and ADDS ``dL/dp`` into each ``Parameter.grad``
-  (never overwrites), then drops what forward kept.
+- ``forward(*inputs)`` returns one array or a tuple of arrays, and keeps what ``backward``
+  needs with ``self.save_for_backward(...)``: a stack, so a layer called k times in one
+  forward pass holds k entries.
+- ``backward(*grads, input_grad=True)`` takes one gradient per output (``None`` for an output
+  nobody used), pops the newest entry with ``self.saved()`` (calls come in reverse order of
+  the forwards), ADDS ``dL/dp`` into each trainable ``Parameter.grad`` (never overwrites) and
+  returns the gradient of each input: one array for a one-input layer, a tuple otherwise,
+  ``None`` for an input that has no gradient (indices, masks), and ``None`` for every input
+  when ``input_grad=False`` (the caller does not need it; a layer may then skip computing it).
+  When every gradient it gets is ``None``, a layer still pops its entry and returns ``None``.
 - Parameters are rebound, never mutated in place: ``p.data = p.data - lr * p.grad``.
+- A frozen parameter (``requires_grad=False``) gets no gradient; layers skip computing it
+  (test with :func:`trains`).
 
-Containers recurse through attributes: a ``Parameter`` or ``Layer`` stored on a layer
-is found by ``named_parameters``/``state_dict``/``to`` in attribute order, with names
-as in ``torch.nn`` (``weight``, ``0.bias``).
+Containers and composites recurse through attributes: a ``Parameter`` or ``Layer`` stored on a
+layer (or in a list attribute of layers) is found by ``named_parameters``/``state_dict``/``to``
+in attribute order, with names as in ``torch.nn`` (``weight``, ``0.bias``, ``body.1.weight``).
+A parameter reachable under several names (tied weights) is listed once by
+``named_parameters``/``parameters``, and under every name by ``state_dict``, as in torch.
+
+Inference that will never be followed by a backward runs under :func:`no_grad`, where
+``save_for_backward`` keeps nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import warnings
+
 from .. import backends
+from ._checks import no_forward_error
+
+_NO_GRAD = contextvars.ContextVar("xpnet_no_grad", default=False)
+
+# A stack this deep is almost surely forwards without backwards (inference outside no_grad()).
+_DEEP_STACK = 10_000
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within this context forward passes keep nothing for backward (inference, evaluation).
+
+    ``with xpnet.no_grad(): y = net(x)``. A backward after such a forward raises, as there is
+    nothing to differentiate.
+    """
+    token = _NO_GRAD.set(True)
+    try:
+        yield
+    finally:
+        _NO_GRAD.reset(token)
+
+
+def grad_enabled() -> bool:
+    """False inside :func:`no_grad`."""
+    return not _NO_GRAD.get()
+
+
+def trains(p) -> bool:
+    """``p`` is a Parameter that takes gradients (not None, not frozen)."""
+    return p is not None and p.requires_grad
 
 
 class Parameter:
-    """A trainable array ``data`` and its accumulated gradient ``grad`` (``None`` until backward)."""
+    """A trainable array ``data``, its accumulated gradient ``grad`` (``None`` until backward),
+    and ``requires_grad`` (False: frozen; layers then compute no gradient for it and
+    optimizers leave it alone)."""
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "grad", "requires_grad")
 
-    def __init__(self, data):
+    def __init__(self, data, requires_grad: bool = True):
         self.data = data
         self.grad = None
+        self.requires_grad = bool(requires_grad)
 
     @property
     def shape(self):
@@ -33,20 +84,30 @@ class Parameter:
         return self.data.dtype
 
     def accumulate(self, g):
-        """Add ``g`` into ``grad``: the first contribution is taken as is, later ones are summed."""
-        self.grad = g if self.grad is None else self.grad + g
+        """Add ``g`` into ``grad``: the first contribution is taken as is, later ones are summed.
+        A frozen parameter ignores it."""
+        if self.requires_grad:
+            self.grad = g if self.grad is None else self.grad + g
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Freeze (False) or unfreeze (True) this parameter; returns it, as torch does."""
+        self.requires_grad = bool(requires_grad)
+        if not requires_grad:
+            self.grad = None
+        return self
 
     def __repr__(self):
         be = backends.backend_of(self.data)
-        return f"Parameter(shape={self.shape}, dtype={be.dtype_name(self.data.dtype)}, backend={be.label})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.shape}, dtype={be.dtype_name(self.data.dtype)}, backend={be.label}{frozen})"
 
 
 class Layer:
-    """Base class of layers and containers.
+    """Base class of layers, losses and containers.
 
-    Subclasses set their parameters as attributes (``self.weight = Parameter(...)``),
-    name any non-trainable state arrays in ``_buffer_names`` (saved in the state dict),
-    and implement ``forward``/``backward``.
+    Subclasses set their parameters and sub-layers as attributes (``self.weight = Parameter(...)``,
+    ``self.body = Sequential(...)``), name any non-trainable state arrays in ``_buffer_names``
+    (saved in the state dict), and implement ``forward``/``backward`` (see the module doc).
     """
 
     training = True
@@ -54,44 +115,102 @@ class Layer:
     #: the constructor arguments :meth:`config` reports, read from attributes of the same name
     _config_fields: tuple = ()
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *inputs, **kwargs):
+        return self.forward(*inputs, **kwargs)
 
-    def forward(self, x):
+    def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, dy):
+    def backward(self, *grads, input_grad: bool = True):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    # -- what forward keeps ----------------------------------------------------------
+    def save_for_backward(self, *values):
+        """Push ``values`` for the matching backward (nothing is kept under :func:`no_grad`)."""
+        if _NO_GRAD.get():
+            return
+        stack = self.__dict__.get("_saved")
+        if stack is None:
+            stack = self.__dict__["_saved"] = []
+        stack.append(values)
+        if len(stack) == _DEEP_STACK:
+            warnings.warn(
+                f"{self._tag()} holds {_DEEP_STACK} forward results awaiting backward; "
+                "run inference under xpnet.no_grad() (or call clear_saved()) so that they are not kept",
+                RuntimeWarning, stacklevel=3,
+            )
+
+    def saved(self) -> tuple:
+        """Pop what the newest unmatched forward saved (a tuple), or raise if there is none."""
+        stack = self.__dict__.get("_saved")
+        if not stack:
+            raise no_forward_error(self._tag())
+        return stack.pop()
+
+    @property
+    def pending(self) -> int:
+        """How many forwards of this layer (itself, not its children) await their backward."""
+        return len(self.__dict__.get("_saved") or ())
+
+    def clear_saved(self):
+        """Drop everything this layer and its children keep for backward (after a forward
+        whose backward will never run); returns self."""
+        self.__dict__.pop("_saved", None)
+        for _, child in self.named_children():
+            child.clear_saved()
+        return self
 
     # -- the tree ----------------------------------------------------------------
     def named_children(self):
-        """``(name, layer)`` for each direct sub-layer."""
+        """``(name, layer)`` for each direct sub-layer: Layer attributes, and the items of list
+        or tuple attributes of Layers (named ``attr.i``)."""
         for name, v in vars(self).items():
             if isinstance(v, Layer):
                 yield name, v
+            elif isinstance(v, (list, tuple)) and v and name != "_saved" and all(isinstance(e, Layer) for e in v):
+                for i, e in enumerate(v):
+                    yield f"{name}.{i}", e
 
-    def named_parameters(self, prefix=""):
-        """``(name, Parameter)`` pairs, names as ``torch.nn`` gives them."""
-        for name, v in vars(self).items():
-            if isinstance(v, Parameter):
-                yield prefix + name, v
-        for name, child in self.named_children():
-            yield from child.named_parameters(f"{prefix}{name}.")
+    def named_modules(self, prefix=""):
+        """``(name, layer)`` for this layer (name ``prefix``) and every layer below it, each once."""
+        seen = set()
+
+        def walk(layer, pre):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            yield pre, layer
+            for name, child in layer.named_children():
+                yield from walk(child, f"{pre}.{name}" if pre else name)
+
+        yield from walk(self, prefix)
+
+    def named_parameters(self, prefix="", remove_duplicate: bool = True):
+        """``(name, Parameter)`` pairs, names as ``torch.nn`` gives them; a tied parameter is
+        listed once, under its first name, unless ``remove_duplicate=False``."""
+        seen = set()
+        for name, owner, attr, is_param in self.state_entries(prefix):
+            if not is_param:
+                continue
+            p = getattr(owner, attr)
+            if remove_duplicate:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+            yield name, p
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix=""):
         """``(name, array)`` for non-trainable state (running statistics and the like)."""
-        for name in self._buffer_names:
-            v = getattr(self, name)
-            if v is not None:
-                yield prefix + name, v
-        for name, child in self.named_children():
-            yield from child.named_buffers(f"{prefix}{name}.")
+        for name, owner, attr, is_param in self.state_entries(prefix):
+            if not is_param:
+                yield name, getattr(owner, attr)
 
-    def _slots(self, prefix=""):
-        """``(full name, owner, attribute, is_parameter)`` for every parameter and buffer."""
+    def state_entries(self, prefix=""):
+        """``(full name, owner layer, attribute, is_parameter)`` for every parameter and buffer,
+        under every name it is reachable by (what ``state_dict`` and ``to`` walk)."""
         for name, v in vars(self).items():
             if isinstance(v, Parameter):
                 yield prefix + name, self, name, True
@@ -99,7 +218,48 @@ class Layer:
             if getattr(self, name) is not None:
                 yield prefix + name, self, name, False
         for name, child in self.named_children():
-            yield from child._slots(f"{prefix}{name}.")
+            yield from child.state_entries(f"{prefix}{name}.")
+
+    def tied_parameters(self):
+        """Groups of names that reach one Parameter: ``[["0.weight", "2.weight"], ...]``."""
+        names = {}
+        for name, p in self.named_parameters(remove_duplicate=False):
+            names.setdefault(id(p), []).append(name)
+        return [group for group in names.values() if len(group) > 1]
+
+    def get_parameter(self, name):
+        """The Parameter called ``name`` (``"0.weight"``), or KeyError."""
+        owner, attr = self._owner(name)
+        p = getattr(owner, attr, None)
+        if not isinstance(p, Parameter):
+            raise KeyError(f"{type(self).__name__} has no parameter {name!r}")
+        return p
+
+    def tie(self, *names):
+        """Make every named parameter the first one (``net.tie("0.weight", "4.weight")``)."""
+        first = self.get_parameter(names[0])
+        for name in names[1:]:
+            other = self.get_parameter(name)
+            if other.shape != first.shape:
+                raise ValueError(f"{type(self).__name__}.tie: {name!r} has shape {other.shape}, {names[0]!r} has {first.shape}")
+            owner, attr = self._owner(name)
+            setattr(owner, attr, first)
+        return self
+
+    def _owner(self, name):
+        *path, attr = name.split(".")
+        layer = self
+        children = None
+        i = 0
+        while i < len(path):
+            children = dict(layer.named_children())
+            # list attributes are named "attr.i": take two components when one does not match
+            key = path[i] if path[i] in children else ".".join(path[i:i + 2])
+            if key not in children:
+                raise KeyError(f"{type(self).__name__} has no parameter {name!r}")
+            layer = children[key]
+            i += 1 if key == path[i] else 2
+        return layer, attr
 
     # -- modes and gradients -----------------------------------------------------------
     def train(self, mode: bool = True):
@@ -118,15 +278,22 @@ class Layer:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad: bool = True):
+        """Freeze (False) or unfreeze every parameter of this layer and its children; returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     # -- state -----------------------------------------------------------------------
     def state_dict(self):
-        """``{name: array}`` of parameters and buffers, keys and layouts as in ``torch.nn``.
+        """``{name: array}`` of parameters and buffers, keys and layouts as in ``torch.nn``
+        (a tied parameter appears under each of its names).
 
         The arrays are the live ones; since xpnet never updates in place, the dict is
         a consistent snapshot.
         """
         out = {}
-        for full, owner, attr, is_param in self._slots():
+        for full, owner, attr, is_param in self.state_entries():
             v = getattr(owner, attr)
             out[full] = v.data if is_param else v
         return out
@@ -137,7 +304,7 @@ class Layer:
         Every value is converted to the backend, device and dtype of the entry it
         replaces. Missing or unexpected keys and shape mismatches raise ``KeyError``/``ValueError``.
         """
-        slots = {full: (owner, attr, is_param) for full, owner, attr, is_param in self._slots()}
+        slots = {full: (owner, attr, is_param) for full, owner, attr, is_param in self.state_entries()}
         missing = [k for k in slots if k not in state]
         unexpected = [k for k in state if k not in slots]
         if strict and (missing or unexpected):
@@ -170,20 +337,31 @@ class Layer:
         Returns self.
         """
         target = None if backend is None else backends.get(backend)
-        for _, owner, attr, is_param in self._slots():
+        done = set()
+        for _, owner, attr, is_param in self.state_entries():
             if is_param:
                 p = getattr(owner, attr)
+                if id(p) in done:  # tied: moved once
+                    continue
+                done.add(id(p))
                 p.data = _moved(p.data, target, dtype)
                 if p.grad is not None:
                     p.grad = _moved(p.grad, target, dtype)
             else:
                 setattr(owner, attr, _moved(getattr(owner, attr), target, dtype))
+        for _, layer in self.named_modules():
+            layer._moved_to(target, dtype)
         return self
+
+    def _moved_to(self, backend, dtype):
+        """Hook for a layer holding arrays outside parameters and buffers (e.g. a loss's class
+        weights that are not in the state dict) to move them too."""
 
     # -- architecture ----------------------------------------------------------------------
     def config(self) -> dict:
-        """The constructor arguments that rebuild this layer, as JSON-compatible values:
-        ``type(layer)(**layer.config())`` makes an equal architecture (fresh weights).
+        """The constructor arguments that rebuild this layer, as JSON-compatible values (and
+        layers, for a container's children): ``type(layer)(**layer.config())`` makes an equal
+        architecture (fresh weights).
 
         Checkpoints store it (see :mod:`xpnet.nets.spec`). A subclass lists its arguments in
         ``_config_fields``; a ``bias`` field reports whether the layer has a bias.
@@ -212,7 +390,7 @@ class Layer:
 
 
 def _jsonable(v):
-    """Tuples become lists (JSON has no tuples); numbers, strings, booleans and None pass."""
+    """Tuples become lists (JSON has no tuples); numbers, strings, booleans, None and layers pass."""
     if isinstance(v, (tuple, list)):
         return [_jsonable(e) for e in v]
     return v

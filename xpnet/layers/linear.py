@@ -5,65 +5,69 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ._checks import check_like, no_forward_error, positive_int, shape_str
-from .base import Layer, Parameter
+from ._checks import check_like, shape_str
+from .base import Layer, Parameter, trains
+from ..validate import flag, positive_int
 
 
 class Linear(Layer):
     """``y = x @ W.T + b``.
 
-    Shapes: ``x (N, in_features)`` -> ``y (N, out_features)``; ``weight (out_features, in_features)``,
+    Shapes: ``x (*, in_features)`` -> ``y (*, out_features)``, any number of leading axes
+    (none: a 1-D input gives a 1-D output); ``weight (out_features, in_features)``,
     ``bias (out_features,)``, as ``torch.nn.Linear``.
 
     Initialisation as PyTorch: ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))`` (Kaiming-uniform with
     ``a = sqrt(5)``), drawn from the backend's generator, in ``dtype`` (default float32) on
     ``backend`` (default: the current default backend).
 
-    Backward: ``dW += dy.T @ x``, ``db += sum_n dy``, ``dx = dy @ W``.
+    Backward, with the leading axes flattened into one of size ``M``, ``X (M, in)`` and
+    ``dY (M, out)``: ``dW += dY.T @ X``, ``db += sum_m dY``, ``dx = dY @ W``. Keeps ``x``.
     """
 
     _config_fields = ('in_features', 'out_features', 'bias')
 
-    # Sequential may ask this layer to skip dx when it is first: no one needs the data's gradient.
-    _input_grad_optional = True
-
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, backend=None, dtype=None):
         self.in_features = positive_int("Linear", "in_features", in_features)
         self.out_features = positive_int("Linear", "out_features", out_features)
+        flag("Linear", "bias", bias)
         be = backends.get(backend)
         dt = be.dtype("float32" if dtype is None else dtype)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(be.rng.uniform((out_features, in_features), -bound, bound, dtype=dt))
         self.bias = Parameter(be.rng.uniform((out_features,), -bound, bound, dtype=dt)) if bias else None
-        self._x = None  # the input: dW needs it
 
     def forward(self, x):
         w = self.weight.data
         check_like(self._tag(), x, w)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
-                f"{self._tag()} expected input of shape (N, {self.in_features}), got {shape_str(x.shape)}"
+                f"{self._tag()} expected input of shape (*, {self.in_features}), got {shape_str(x.shape)}"
             )
         y = x @ w.T
         if self.bias is not None:
             y += self.bias.data  # y is our own fresh array: adding in place saves a temporary
-        self._x = x
+        self.save_for_backward(x)  # dW needs the input
         return y
 
     def backward(self, dy, input_grad: bool = True):
-        x = self._x
-        if x is None:
-            raise no_forward_error(self._tag())
-        self._x = None
-        if tuple(dy.shape) != (x.shape[0], self.out_features):
-            raise ValueError(
-                f"{self._tag()}.backward expected dy of shape ({x.shape[0]}, {self.out_features}), "
-                f"got {shape_str(dy.shape)}"
-            )
-        self.weight.accumulate(dy.T @ x)
-        if self.bias is not None:
-            self.bias.accumulate(backends.namespace_of(dy).sum(dy, axis=0))
-        return dy @ self.weight.data if input_grad else None
+        (x,) = self.saved()
+        if dy is None:
+            return None
+        expect = tuple(x.shape[:-1]) + (self.out_features,)
+        if tuple(dy.shape) != expect:
+            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(expect)}, got {shape_str(dy.shape)}")
+        w = self.weight
+        if x.ndim != 2 and (trains(w) or trains(self.bias)):
+            xp = backends.namespace_of(dy)
+            x2, dy2 = xp.reshape(x, (-1, self.in_features)), xp.reshape(dy, (-1, self.out_features))
+        else:
+            x2, dy2 = x, dy
+        if trains(w):
+            w.accumulate(dy2.T @ x2)
+        if trains(self.bias):
+            self.bias.accumulate(backends.namespace_of(dy).sum(dy2, axis=0))
+        return dy @ w.data if input_grad else None
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -9,10 +9,12 @@ from .fit import History, TrainingDiverged, fit
 from .optim import SGD, Optimizer
 from .optimizers import Adam, AdamW, RMSprop
 from .schedules import CosineAnnealingLR, LinearWarmup, OneCycleLR, Schedule, StepLR
+from .concat import Concat
+from .residual import Residual
 from .sequential import Sequential
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "Callback", "Checkpoint", "CheckpointError", "CosineAnnealingLR", "EarlyStopping",
+    "SGD", "Adam", "AdamW", "Callback", "Concat", "Residual", "Checkpoint", "CheckpointError", "CosineAnnealingLR", "EarlyStopping",
     "EpochLogger", "History", "LRScheduler", "LinearWarmup", "ModelCheckpoint", "OneCycleLR", "Optimizer",
     "RMSprop", "Schedule", "Sequential", "StepLR", "TrainingDiverged", "clip_grad_norm", "evaluate", "fit",
     "load", "predict", "save",

@@ -10,6 +10,7 @@ import math
 
 from .. import backends
 from ..data.loader import DataLoader
+from ..layers.base import no_grad
 from ..layers.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 
 
@@ -102,21 +103,19 @@ def evaluate(net, loss, data, batch_size=1024):
     be = net_backend(net, "evaluate")
     loader = as_loader(data, batch_size, False, be, "evaluate")
     tally = Tally(loss, be.xp)
-    with eval_mode(net):
+    with eval_mode(net), no_grad():  # no backward follows: keep nothing for one
         for xb, yb in loader:
             out = net(xb)
             tally.add(loss(out, yb), out, yb)
-            loss._kept = None  # no backward follows: drop what forward kept
     return tally.result()
 
 
 def predict(net, X, batch_size=1024):
     """The outputs of ``net`` on ``X (N, ...)``, concatenated ``(N, ...)`` on the net's device,
-    computed in eval mode in batches of ``batch_size``. (Layers keep their last forward's
-    cache until the next forward or backward: one batch's activations, not N's.)"""
+    computed in eval mode, under :func:`~xpnet.layers.base.no_grad`, in batches of ``batch_size``."""
     be = net_backend(net, "predict")
     loader = _nonempty(DataLoader(X, batch_size=batch_size, backend=be), "predict")
-    with eval_mode(net):
+    with eval_mode(net), no_grad():
         outs = [net(xb) for xb in loader]
     return outs[0] if len(outs) == 1 else be.xp.concat(outs, axis=0)
 

@@ -121,7 +121,7 @@ def _epoch(state, be, loader, params, clip_norm, guard, progress):
     tally = Tally(loss, be.xp)
     bar = _bar(progress, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
     # buffers (BatchNorm's running statistics) that a forward rebinds: the guard puts them back
-    buffers = [(owner, attr) for _, owner, attr, is_param in net._slots() if not is_param] if guard else []
+    buffers = [(owner, attr) for _, owner, attr, is_param in net.state_entries() if not is_param] if guard else []
     t0 = last = time.perf_counter()
     try:
         for i, (xb, yb) in enumerate(loader, 1):

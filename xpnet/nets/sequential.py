@@ -9,12 +9,14 @@ class Sequential(Layer):
     """``y = layers[-1](...layers[1](layers[0](x)))``.
 
     Parameters are named by position as in ``torch.nn.Sequential`` (``0.weight``,
-    ``2.bias``), so state dicts move between the two unchanged.
+    ``2.bias``), so state dicts move between the two unchanged. A layer may appear more
+    than once (its weights are then shared, and it gets one backward per use).
 
     ``backward(dy)`` returns ``dL/dx``. In a training loop pass ``input_grad=False``:
-    the data needs no gradient, so the layers before the first parameter are skipped
-    and the first parametrised layer does not compute its ``dx`` (for an MLP that
-    saves about a quarter of the backward FLOPs, as autograd does).
+    the data needs no gradient, so the layers before the first trainable parameter get
+    no gradient (``None``: they only drop what forward kept) and the first layer with one
+    does not compute its ``dx`` (for an MLP that saves about a quarter of the backward
+    FLOPs, as autograd does; with a frozen backbone, all of the backbone's backward).
     """
 
     def __init__(self, *layers):
@@ -24,39 +26,36 @@ class Sequential(Layer):
 
     def append(self, layer):
         """Add ``layer`` at the end; returns self."""
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, Layer) or _is_loss(layer):
             raise TypeError(
                 f"Sequential expected Layer instances, got {type(layer).__name__} at position {len(self.layers)}"
-                + ("; losses are applied outside the net" if hasattr(layer, "reduction") else "")
+                + ("; losses are applied outside the net" if _is_loss(layer) else "")
             )
         self.layers.append(layer)
-        self._first_trainable = next(
-            (i for i, l in enumerate(self.layers) if next(iter(l.named_parameters()), None) is not None), None
-        )
         return self
 
     def forward(self, x):
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer(x)
         return x
 
     def backward(self, dy, input_grad: bool = True):
         layers = self.layers
-        if input_grad:
-            for layer in reversed(layers):
-                dy = layer.backward(dy)
-            return dy
-        first = self._first_trainable
-        if first is None:
-            return None
-        for i in range(len(layers) - 1, first, -1):
-            dy = layers[i].backward(dy)
-        head = layers[first]
-        if getattr(head, "_input_grad_optional", False):
-            head.backward(dy, input_grad=False)
-        else:
-            head.backward(dy)
-        return None
+        first = len(layers) if input_grad else self._first_trainable()
+        for i in range(len(layers) - 1, -1, -1):
+            # layer i needs its input's gradient when a trainable layer comes before it
+            dy = layers[i].backward(dy, input_grad=input_grad or i > first)
+        return dy
+
+    def _first_trainable(self):
+        """The index of the first layer with a trainable parameter (``len`` when none)."""
+        for i, layer in enumerate(self.layers):
+            if any(p.requires_grad for p in layer.parameters()):
+                return i
+        return len(self.layers)
+
+    def config(self):
+        return {"layers": list(self.layers)}
 
     def named_children(self):
         for i, layer in enumerate(self.layers):
@@ -72,3 +71,9 @@ class Sequential(Layer):
 
     def __iter__(self):
         return iter(self.layers)
+
+
+def _is_loss(layer):
+    from ..layers.losses import Loss
+
+    return isinstance(layer, Loss)
