@@ -645,3 +645,255 @@ def test_checkpoint_gets_the_umask_permissions(tmp_path):
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+# -- composites, tied and frozen parameters, parameter groups (format 2) ---------------------------------------
+
+
+def _composite(**kw):
+    """Residuals (with and without a shortcut) and a Concat, with BatchNorm running statistics."""
+    return xn.Sequential(
+        xn.Linear(3, 6, **kw),
+        xn.Residual(xn.Sequential(xn.Linear(6, 6, **kw), xn.BatchNorm1d(6, **kw), xn.Tanh())),
+        xn.Concat(xn.Linear(6, 4, **kw), xn.Residual(xn.Linear(6, 6, **kw), xn.Linear(6, 6, **kw))),
+        xn.ReLU(),
+        xn.Linear(10, 2, **kw),
+    )
+
+
+def _tied_frozen_grouped(net):
+    """Ties two 6x6 weights, freezes a bias, and gives an Adam with two groups (the head's first)."""
+    net.tie("1.body.0.weight", "2.1.shortcut.weight")
+    net[2].branches[0].bias.requires_grad_(False)
+    head = net[4].parameters()
+    rest = [p for p in net.parameters() if all(p is not q for q in head)]
+    return xn.Adam([{"params": head, "lr": 0.02, "betas": (0.8, 0.9)}, {"params": rest, "weight_decay": 0.01}],
+                   lr=0.01, amsgrad=True)
+
+
+def _positions(net, params):
+    pos = {id(p): i for i, p in enumerate(net.parameters())}
+    return [pos[id(p)] for p in params]
+
+
+def _hypers(opt):
+    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+
+def test_composite_with_ties_frozen_and_groups_round_trips(backend, tmp_path):
+    net = _composite()
+    opt = _tied_frozen_grouped(net)
+    crit = xn.CrossEntropyLoss(weight=[1.0, 3.0], label_smoothing=0.1)
+    x, y = _data(backend)
+    for _ in range(3):
+        _step(net, crit, opt, x, y)
+    path = xn.save(tmp_path / "c.xpnet", net, opt, loss=crit)
+    tensors, md = read_safetensors(path)
+    meta = json.loads(md["xpnet"])
+    assert meta["version"] == 2 and meta["tied"] == [["1.body.0.weight", "2.1.shortcut.weight"]]
+    assert meta["frozen"] == ["2.0.bias"]
+    assert "model.1.body.0.weight" in tensors and "model.2.1.shortcut.weight" not in tensors  # stored once
+
+    ck = xn.load(path)
+    assert repr(ck.net) == repr(net) and type(ck.net[2].branches[1]) is xn.Residual
+    tied = ck.net[1].body[0].weight
+    assert tied is ck.net[2].branches[1].shortcut.weight
+    assert ck.net.tied_parameters() == net.tied_parameters()
+    assert [(n, p.requires_grad) for n, p in ck.net.named_parameters()] == [
+        (n, p.requires_grad) for n, p in net.named_parameters()]
+    assert ck.net[2].branches[0].bias.requires_grad is False
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    # the optimizer: the same groups over the loaded net's parameters, the tied one once
+    o = ck.optimizer
+    assert type(o) is xn.Adam and len(o.param_groups) == 2 and _hypers(o) == _hypers(opt)
+    assert [_positions(ck.net, g["params"]) for g in o.param_groups] == [
+        _positions(net, g["params"]) for g in opt.param_groups]
+    assert o.param_groups[0]["params"] == ck.net[4].parameters()
+    assert sum(p is tied for p in o.params) == 1 and len(o.params) == len(ck.net.parameters())
+    _assert_same_opt_state(opt, o)
+    assert o.state[0]["step"] == 3
+    # the loss, class weights included, on the net's backend
+    assert type(ck.loss) is xn.CrossEntropyLoss and ck.loss.config() == crit.config()
+    assert backends.backend_of(ck.loss.weight) is backend
+    # one more step on both: the same bits, still tied, the frozen bias untouched
+    frozen = host(ck.net[2].branches[0].bias.data)
+    _step(net, crit, opt, x, y)
+    _step(ck.net, ck.loss, o, x, y)
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    _assert_same_opt_state(opt, o)
+    assert ck.net[1].body[0].weight is ck.net[2].branches[1].shortcut.weight
+    np.testing.assert_array_equal(host(ck.net[2].branches[0].bias.data), frozen)
+
+
+def test_tied_parameter_is_stepped_once(tmp_path):
+    """SGD over a net whose two Linears share one weight: the loaded optimizer steps it once per step,
+    with the sum of both uses' gradients, exactly as the original."""
+    with backends.use("numpy"):
+        net = xn.Sequential(xn.Linear(4, 4), xn.Tanh(), xn.Linear(4, 4))
+        net.tie("0.weight", "2.weight")
+        opt = xn.SGD(net, lr=0.1, momentum=0.9)
+        x = backends.get("numpy").asarray(np.random.default_rng(0).standard_normal((5, 4)), dtype="float32")
+        t = backends.get("numpy").asarray(np.random.default_rng(1).standard_normal((5, 4)), dtype="float32")
+        crit = xn.MSELoss()
+        for _ in range(2):
+            _step(net, crit, opt, x, t)
+        ck = xn.load(xn.save(tmp_path / "tied.xpnet", net, opt))
+    assert ck.net[0].weight is ck.net[2].weight and len(ck.optimizer.params) == 3
+    before = host(ck.net[0].weight.data)
+    _step(net, crit, opt, x, t)
+    _step(ck.net, crit, ck.optimizer, x, t)
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    assert not np.array_equal(host(ck.net[0].weight.data), before)
+
+
+def test_frozen_flags_without_an_optimizer(backend, tmp_path):
+    net = _net()
+    net[0].requires_grad_(False)
+    ck = xn.load(xn.save(tmp_path / "f.xpnet", net))
+    assert [p.requires_grad for p in ck.net.parameters()] == [False, False, True, True, True, True]
+
+
+class Stack(xn.Layer):
+    """A composite of one's own: blocks in a list attribute, ``*blocks`` in the constructor."""
+
+    def __init__(self, *blocks, scale=1.0):
+        self.blocks, self.scale = list(blocks), scale
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x * self.scale
+
+    def config(self):
+        return {"blocks": self.blocks, "scale": self.scale}
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    from xpnet.nets import spec as S
+
+    monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
+    return S
+
+
+def test_registered_composite_round_trips(backend, tmp_path, private_registry):
+    private_registry.register(Stack)
+    net = Stack(xn.Linear(3, 4), xn.Residual(xn.Sequential(xn.Linear(4, 4), xn.ReLU())), xn.BatchNorm1d(4), scale=0.5)
+    x, _ = _data(backend)
+    net(x)
+    ck = xn.load(xn.save(tmp_path / "s.xpnet", net))
+    assert type(ck.net) is Stack and ck.net.scale == 0.5 and type(ck.net.blocks[1]) is xn.Residual
+    assert list(ck.net.state_dict())[:2] == ["blocks.0.weight", "blocks.0.bias"]
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    ck.net.eval()
+    net.eval()
+    np.testing.assert_array_equal(host(ck.net(x)), host(net(x)))
+    # a process that has not registered the class gets a clear error
+    del private_registry._REGISTRY["Stack"]
+    with pytest.raises(xn.CheckpointError, match=r"^checkpoint .*s\.xpnet: cannot rebuild it: model: unknown layer type 'Stack'"):
+        xn.load(tmp_path / "s.xpnet")
+
+
+def test_resume_with_composite_ties_and_groups_is_bit_identical(backend, tmp_path):
+    if _on_gpu(backend):
+        pytest.skip("bit-identical resume is promised on the CPU backends")
+    X, y = xn.data.moons(96, seed=1, backend=backend)
+
+    def make():
+        backend.manual_seed(7)
+        net = xn.Sequential(
+            xn.Linear(2, 8),
+            xn.Residual(xn.Sequential(xn.Linear(8, 8), xn.BatchNorm1d(8), xn.Tanh())),
+            xn.Concat(xn.Linear(8, 8), xn.Sequential(xn.Dropout(0.2), xn.Linear(8, 4))),
+            xn.ReLU(),
+            xn.Linear(12, 2),
+        )
+        net.tie("1.body.0.weight", "2.0.weight")
+        net[0].bias.requires_grad_(False)
+        head = net[4].parameters()
+        rest = [p for p in net.parameters() if all(p is not q for q in head)]
+        opt = xn.Adam([{"params": rest}, {"params": head, "lr": 0.03, "weight_decay": 0.01}], lr=0.01)
+        return net, opt
+
+    def run(net, opt, loss, epochs, extra=(), resume=None):
+        cbs = [xn.LRScheduler(xn.StepLR(opt, step_size=3, gamma=0.5)), *extra]
+        return xn.fit(net, loss, opt, (X, y), epochs=epochs, batch_size=16, val=(X, y), callbacks=cbs,
+                      progress=False, resume=resume)
+
+    net, opt = make()
+    full = run(net, opt, xn.CrossEntropyLoss(), 4)
+    want, want_hypers = _host_state(net), _hypers(opt)
+
+    net, opt = make()
+    path = tmp_path / "run.xpnet"
+    run(net, opt, xn.CrossEntropyLoss(), 2, [xn.ModelCheckpoint(path)])
+    ck = xn.load(path)
+    assert ck.net[1].body[0].weight is ck.net[2].branches[0].weight and len(ck.optimizer.param_groups) == 2
+    backend.rng.normal((17,))  # the resume must not depend on the generator's state before it
+    second = run(ck.net, ck.optimizer, ck.loss, 4, resume=ck)
+    _assert_same_state(want, _host_state(ck.net))
+    assert _hypers(ck.optimizer) == want_hypers
+    for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        assert second[k] == full[k], k
+
+
+# -- format 1 ------------------------------------------------------------------------------------------------
+
+
+def _save_v1(path, net, optimizer=None, *, opt_spec=None, loss_spec=None, epoch=0):
+    """A version-1 checkpoint, written as xpnet wrote them before format 2 (the save of commit 0f0c305):
+    every state-dict key stored, the optimizer as one list of net positions with its state indexed by
+    position in ``optimizer.params``, integer state in ``ints``, no ties, no frozen flags."""
+    be = backends.backend_of(net.parameters()[0].data)
+    tensors = {f"model.{k}": be.to_numpy(v) for k, v in net.state_dict().items()}
+    meta = {
+        "format": "xpnet-checkpoint", "version": 1,
+        "model": xn.nets.spec.layer_spec(net),
+        "loss": loss_spec,
+        "optimizer": None, "epoch": int(epoch), "history": {}, "callbacks": {}, "extra": {},
+        "backend": be.label, "dtype": "float32", "rng": None,
+    }
+    if optimizer is not None:
+        pos = {id(p): i for i, p in enumerate(net.parameters())}
+        steps = {}
+        for i, st in optimizer.state_dict()["state"].items():
+            for name, v in st.items():
+                if isinstance(v, int):
+                    steps.setdefault(str(i), {})[name] = v
+                else:
+                    tensors[f"optimizer.{i}.{name}"] = backends.to_numpy(v)
+        meta["optimizer"] = {"spec": opt_spec, "params": [pos[id(p)] for p in optimizer.params], "ints": steps}
+    text = json.dumps(meta, sort_keys=True)
+    write_safetensors(path, tensors, {"xpnet": text, "xpnet.sha256": ck_module._digest(text, tensors)})
+    return path
+
+
+V1_OPTS = [("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": True, "weight_decay": 0.0}),
+           ("Adam", {"lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01, "amsgrad": True})]
+
+
+@pytest.mark.parametrize("name,spec", V1_OPTS, ids=[o[0] for o in V1_OPTS])
+def test_version_1_files_load(backend, tmp_path, name, spec):
+    net = _net()
+    head = net[3].parameters()[::-1]  # some parameters, out of order: the positions matter
+    opt = getattr(xn, name)(head, **spec)
+    crit = xn.CrossEntropyLoss(reduction="sum")
+    x, y = _data(backend)
+    for _ in range(2):
+        _step(net, crit, opt, x, y)
+    path = _save_v1(tmp_path / "v1.xpnet", net, opt, opt_spec={"type": name, **spec}, epoch=2,
+                    loss_spec={"type": "CrossEntropyLoss", "reduction": "sum", "label_smoothing": 0.0})
+    ck = xn.load(path)
+    assert ck.epoch == 2 and repr(ck.net) == repr(net) and ck.net.tied_parameters() == []
+    assert all(p.requires_grad for p in ck.net.parameters())
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    assert type(ck.loss) is xn.CrossEntropyLoss and ck.loss.reduction == "sum"
+    assert ck.optimizer.params == ck.net[3].parameters()[::-1] and _hypers(ck.optimizer) == _hypers(opt)
+    _assert_same_opt_state(opt, ck.optimizer)
+    _step(net, crit, opt, x, y)
+    _step(ck.net, ck.loss, ck.optimizer, x, y)
+    _assert_same_state(_host_state(net), _host_state(ck.net))
+    # and a version-1 file of the net alone
+    ck = xn.load(_save_v1(tmp_path / "bare.xpnet", net))
+    assert ck.optimizer is None and ck.loss is None
+    _assert_same_state(_host_state(net), _host_state(ck.net))

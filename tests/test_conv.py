@@ -1,6 +1,8 @@
 """Conv2d: gradients (float64 finite differences), parity with torch.nn.Conv2d (outputs and every
 gradient, float64 and float32, alone and inside a trained Sequential), initialisation, printing,
-and every error a user may meet, on every backend present.
+the layer contract (unbatched input, one layer applied several times before its backwards,
+input_grad=False, frozen parameters, no_grad), PyTorch's own module_db samples, and every error
+a user may meet, on every backend present.
 
 Both of Conv2d's im2col methods are covered: the "shift" one (stride 1) and the windowed one
 (any stride; forced on stride 1 by setting ``_shift_max_waste = -1`` on the instance).
@@ -9,6 +11,7 @@ Both of Conv2d's im2col methods are covered: the "shift" one (stride 1) and the 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -190,6 +193,220 @@ def test_sequential_training_matches_torch(backend, torch, dtype):
 
 
 # ----------------------------------------------------------------------------------------
+# the contract: unbatched input, a layer applied twice, input_grad=False, frozen parameters
+# ----------------------------------------------------------------------------------------
+
+def _torch_grads(torch, tlayer, x_np, dy_np):
+    """torch's output, input gradient and parameter gradients (None for a frozen one)."""
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    yt = tlayer(xt)
+    yt.backward(torch.from_numpy(dy_np))
+    return yt, xt.grad, {n: p.grad for n, p in tlayer.named_parameters()}
+
+
+@pytest.mark.parametrize("windowed", [False, True], ids=["auto", "windowed"])
+@pytest.mark.parametrize("case", [c for c in PARITY if c[0] in ("3x3-pad1", "stride-2x1-dilation", "groups",
+                                                                  "same-even", "padding-wider-than-input")],
+                         ids=lambda c: c[0])
+def test_unbatched_input_matches_torch(backend, torch, case, windowed):
+    """(C, H, W) -> (O, OH, OW), as torch."""
+    _, kwargs, shape = case
+    layer, tlayer = _pair(torch, kwargs, "float64")
+    _windowed(layer, windowed)
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal(shape[1:])
+    yt = tlayer(torch.from_numpy(x_np))
+    dy_np = rng.standard_normal(tuple(yt.shape))
+    yt, dxt, tgrads = _torch_grads(torch, tlayer, x_np, dy_np)
+    x = backend.asarray(x_np, dtype="float64")
+    y = layer(x)
+    assert y.ndim == 3
+    dx = layer.backward(backend.asarray(dy_np, dtype="float64"))
+    _close(y, yt, "float64", "output")
+    _close(dx, dxt, "float64", "dx")
+    for name, p in layer.named_parameters():
+        _close(p.grad, tgrads[name], "float64", f"{name} grad")
+    layer.zero_grad()
+    assert gradcheck(layer, x)
+
+
+@pytest.mark.parametrize("windowed", [False, True], ids=["auto", "windowed"])
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=3, padding=1),  # the same shape twice: the same column buffer would be reused
+    dict(kernel_size=(2, 3), padding=(1, 0), groups=3),
+    dict(kernel_size=3, stride=2, padding=1, bias=False),
+], ids=["same-shape", "groups", "stride2"])
+def test_applied_twice_matches_torch(backend, torch, kwargs, windowed):
+    """conv(conv(x)) with one Conv2d: two forwards, then two backwards, as torch's module applied twice."""
+    layer, tlayer = _pair(torch, dict(in_channels=3, out_channels=3, **kwargs), "float64")
+    _windowed(layer, windowed)
+    rng = np.random.default_rng(2)
+    x_np = rng.standard_normal((2, 3, 9, 8))
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    yt = tlayer(tlayer(xt))
+    dy_np = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.from_numpy(dy_np))
+
+    y = layer(layer(backend.asarray(x_np, dtype="float64")))
+    assert layer.pending == 2
+    dx = layer.backward(layer.backward(backend.asarray(dy_np, dtype="float64")))
+    assert layer.pending == 0
+    _close(y, yt, "float64", "output")
+    _close(dx, xt.grad, "float64", "dx")
+    for (name, p), tp in zip(layer.named_parameters(), tlayer.parameters()):
+        _close(p.grad, tp.grad, "float64", f"{name} grad")
+
+
+def test_interleaved_uses_keep_their_own_columns(backend):
+    """Forwards and backwards of one layer interleaved (x1, x2, back 2, x3, back 3, back 1): each
+    backward gives what a backward right after its own forward gives."""
+    f64 = backend.dtype("float64")
+    layer = Conv2d(2, 3, 3, padding=1, dtype="float64")
+    xs = [backend.rng.normal((2, 2, 5, 6), dtype=f64) for _ in range(3)]
+    dys = [backend.rng.normal((2, 3, 5, 6), dtype=f64) for _ in range(3)]
+    want = []
+    for x, dy in zip(xs, dys):
+        layer(x)
+        want.append((host(layer.backward(dy)), host(layer.weight.grad), host(layer.bias.grad)))
+        layer.zero_grad()
+    got = [None] * 3
+    layer(xs[0])
+    layer(xs[1])
+    got[1] = layer.backward(dys[1])
+    layer(xs[2])
+    got[2] = layer.backward(dys[2])
+    got[0] = layer.backward(dys[0])
+    for i in range(3):
+        np.testing.assert_allclose(host(got[i]), want[i][0], rtol=1e-13, atol=1e-13, err_msg=f"dx of use {i}")
+    np.testing.assert_allclose(host(layer.weight.grad), sum(w[1] for w in want), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(layer.bias.grad), sum(w[2] for w in want), rtol=1e-12, atol=1e-12)
+
+
+def test_columns_are_kept_without_a_copy(backend):
+    """Step after step, forward saves the layer's one column buffer itself (no new array, no copy)."""
+    layer = Conv2d(2, 3, 3, padding=1)
+    x = backend.rng.normal((2, 2, 5, 6))
+    dy = backend.rng.normal((2, 3, 5, 6))
+    first = None
+    for _ in range(3):
+        layer(x)
+        cols, geo, batched = layer.saved()
+        buf = layer._work._bufs["cols"]
+        first = buf if first is None else first
+        assert buf is first
+        if backend.label == "numpy":
+            assert np.shares_memory(cols, buf)
+        layer.save_for_backward(cols, geo, batched)
+        layer.backward(dy)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_input_grad_false_skips_col2im(backend, monkeypatch, stride):
+    """input_grad=False returns None without running col2im, and gives the same parameter gradients."""
+    import xpnet.layers.conv as conv_module
+
+    f64 = backend.dtype("float64")
+    layer = Conv2d(2, 4, 3, stride=stride, padding=1, groups=2, dtype="float64")
+    x = backend.rng.normal((3, 2, 6, 5), dtype=f64)
+    y = layer(x)
+    dy = backend.rng.normal(tuple(y.shape), dtype=f64)
+    layer.backward(dy)
+    want = [host(p.grad) for p in layer.parameters()]
+    layer.zero_grad()
+
+    def no_col2im(*args, **kwargs):
+        raise AssertionError("col2im ran for input_grad=False")
+
+    monkeypatch.setattr(conv_module, "col2im", no_col2im)
+    layer(x)
+    assert layer.backward(dy, input_grad=False) is None
+    assert layer.pending == 0
+    for p, g in zip(layer.parameters(), want):
+        np.testing.assert_array_equal(host(p.grad), g)
+
+
+@pytest.mark.parametrize("frozen", ["weight", "bias", "both"])
+def test_frozen_parameters_get_no_gradient(backend, torch, frozen):
+    kwargs = dict(in_channels=2, out_channels=4, kernel_size=3, padding=1, groups=2)
+    layer, tlayer = _pair(torch, kwargs, "float64")
+    names = ("weight", "bias") if frozen == "both" else (frozen,)
+    for name in names:
+        getattr(layer, name).requires_grad_(False)
+        getattr(tlayer, name).requires_grad_(False)
+    rng = np.random.default_rng(3)
+    x_np, dy_np = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 4, 5, 4))
+    _, dxt, tgrads = _torch_grads(torch, tlayer, x_np, dy_np)
+    x, dy = backend.asarray(x_np, dtype="float64"), backend.asarray(dy_np, dtype="float64")
+    layer(x)
+    _close(layer.backward(dy), dxt, "float64", "dx")
+    for name, p in layer.named_parameters():
+        if name in names:
+            assert p.grad is None, name
+        else:
+            _close(p.grad, tgrads[name], "float64", f"{name} grad")
+    layer.zero_grad()
+    assert gradcheck(layer, x)
+    layer(x)
+    assert layer.backward(dy, input_grad=False) is None
+    assert all(p.grad is None for n, p in layer.named_parameters() if n in names)
+
+
+def test_no_grad_keeps_nothing(backend):
+    layer = Conv2d(2, 3, 3, padding=1)
+    with xn.no_grad():
+        y = layer(backend.rng.normal((2, 2, 5, 5)))
+    assert tuple(y.shape) == (2, 3, 5, 5) and layer.pending == 0
+    with pytest.raises(RuntimeError, match=r"Conv2d\(2 -> 3\)\.backward was called before forward"):
+        layer.backward(y)
+
+
+def test_none_gradient_pops_and_returns_none(backend):
+    layer = Conv2d(2, 3, 3)
+    layer(backend.rng.normal((1, 2, 4, 4)))
+    assert layer.backward(None) is None
+    assert layer.pending == 0 and layer.weight.grad is None
+
+
+# ----------------------------------------------------------------------------------------
+# PyTorch's own samples (torch.testing._internal.common_modules.module_db)
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_module_db_samples_match_torch(backend, torch, training):
+    pytest.importorskip("expecttest", reason="torch's module_db needs expecttest")
+    from torch.testing._internal.common_modules import module_db
+
+    infos = [m for m in module_db if m.module_cls is torch.nn.Conv2d]
+    assert infos, "module_db has no nn.Conv2d entry"
+    gen = torch.Generator().manual_seed(0)
+    count = 0
+    for info in infos:
+        for sample in info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=True,
+                                              training=training):
+            c, f = sample.constructor_input, sample.forward_input
+            what = f"{sample.desc or 'sample'} {c.args} {c.kwargs} on {[tuple(a.shape) for a in f.args]}"
+            assert not f.kwargs, what
+            tlayer = info.module_cls(*c.args, **c.kwargs).to(torch.float64).train(training)
+            layer = Conv2d(*c.args, **c.kwargs, dtype="float64").train(training)
+            layer.load_state_dict(tlayer.state_dict())
+            (xt,) = f.args
+            yt = tlayer(xt)
+            dyt = torch.randn(yt.shape, generator=gen, dtype=torch.float64)
+            tparams = dict(tlayer.named_parameters())
+            grads = torch.autograd.grad(yt, [xt, *tparams.values()], dyt)
+            y = layer(backend.asarray(xt.detach().numpy(), dtype="float64"))
+            dx = layer.backward(backend.asarray(dyt.numpy(), dtype="float64"))
+            _close(y, yt, "float64", f"output of {what}")
+            _close(dx, grads[0], "float64", f"dx of {what}")
+            ours = dict(layer.named_parameters())
+            assert set(ours) == set(tparams), what
+            for name, g in zip(tparams, grads[1:]):
+                _close(ours[name].grad, g, "float64", f"{name} grad of {what}")
+            count += 1
+    assert count >= 4
+
+
+# ----------------------------------------------------------------------------------------
 # construction, initialisation, printing
 # ----------------------------------------------------------------------------------------
 
@@ -231,9 +448,8 @@ def test_method_choice(backend):
 
     def shift_used(layer):
         layer(x)
-        used = layer._cache[1][7]
-        layer._cache = None
-        return used
+        _, geo, _ = layer.saved()  # the geometry forward used
+        return geo.shift
 
     assert shift_used(Conv2d(3, 2, 3, padding=1))
     assert shift_used(Conv2d(3, 2, (1, 5), padding="same"))
@@ -265,19 +481,24 @@ def test_strided_input_and_dy(backend):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_work_buffers_never_leak(backend, stride):
     """Outputs, input gradients and parameter gradients of one call are not changed by the next
-    (the layer reuses its work buffers), across batch-size changes and forward-only calls."""
+    (the layer reuses its work buffers), across batch-size changes, forward-only calls under
+    no_grad and two calls stacked before their backwards."""
     layer = Conv2d(2, 3, 3, stride=stride, padding=1, dtype="float64")
     f64 = backend.dtype("float64")
     kept = []
     for n in (3, 3, 2, 3):
         x = backend.rng.normal((n, 2, 6, 5), dtype=f64)
         y = layer(x)
-        layer(backend.rng.normal((n, 2, 6, 5), dtype=f64))  # a forward whose cache is replaced
-        y_again = layer(x)
+        with xn.no_grad():  # a forward-only call between a forward and its backward
+            layer(backend.rng.normal((n, 2, 6, 5), dtype=f64))
+        y_again = layer(x)  # stacked: its backward runs first
         dy = backend.rng.normal(tuple(y.shape), dtype=f64)
+        dx_again = layer.backward(dy)
         dx = layer.backward(dy)
+        assert layer.pending == 0
         kept.append((y, host(y), dx, host(dx), layer.weight.grad, host(layer.weight.grad)))
         np.testing.assert_array_equal(host(y_again), host(y))
+        np.testing.assert_array_equal(host(dx_again), host(dx))
         layer.zero_grad()
     for y, y0, dx, dx0, g, g0 in kept:
         np.testing.assert_array_equal(host(y), y0)
@@ -307,6 +528,7 @@ def test_forward_does_not_touch_input(backend):
     (dict(kernel_size=3, padding="same", stride=2), r"Conv2d: padding='same' needs stride 1 .* got stride=\(2, 2\)"),
     (dict(kernel_size=3, groups=2), r"Conv2d: in_channels \(3\) and out_channels \(4\) must both be divisible by groups \(2\)"),
     (dict(kernel_size=3, groups=0), r"Conv2d: groups must be a positive int, got 0"),
+    (dict(kernel_size=3, bias=1), r"Conv2d: bias must be True or False, got 1"),
 ])
 def test_construction_errors(backend, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -326,9 +548,11 @@ def test_wrong_input_shape(backend):
     layer = Conv2d(3, 16, 3)
     with pytest.raises(ValueError) as e:
         layer(backend.rng.normal((8, 1, 28, 28)))
-    assert str(e.value) == "Conv2d(3 -> 16) expected input (N, 3, H, W), got (8, 1, 28, 28)"
-    with pytest.raises(ValueError, match=r"^Conv2d\(3 -> 16\) expected input \(N, 3, H, W\), got \(3, 28, 28\)$"):
-        layer(backend.rng.normal((3, 28, 28)))
+    assert str(e.value) == "Conv2d(3 -> 16) expected input (N, 3, H, W) or (3, H, W), got (8, 1, 28, 28)"
+    for shape in ((1, 28, 28), (28, 28), (2, 8, 3, 28, 28)):
+        with pytest.raises(ValueError, match=rf"^Conv2d\(3 -> 16\) expected input \(N, 3, H, W\) or \(3, H, W\), "
+                                             rf"got {re.escape(str(shape))}$"):
+            layer(backend.rng.normal(shape))
 
 
 def test_kernel_larger_than_padded_input(backend):
@@ -372,3 +596,13 @@ def test_backward_errors(backend):
         layer.backward(backend.rng.normal((4, 3, 2, 2)))
     with pytest.raises(RuntimeError, match="before forward"):  # the failed backward consumed the cache
         layer.backward(backend.rng.normal((4, 3, 3, 2)))
+    layer(backend.rng.normal((2, 7, 6)))
+    with pytest.raises(ValueError,
+                       match=r"^Conv2d\(2 -> 3\)\.backward expected dy of shape \(3, 3, 2\), got \(1, 3, 3, 2\)$"):
+        layer.backward(backend.rng.normal((1, 3, 3, 2)))
+
+
+def test_unbatched_kernel_larger_than_padded_input(backend):
+    with pytest.raises(ValueError, match=r"^Conv2d\(2 -> 3\): kernel_size \(3, 3\) with dilation \(1, 1\) spans 3x3, "
+                                         r"larger than the padded input 2x5 \(input 2x5 plus padding 0\+0, 0\+0\)$"):
+        Conv2d(2, 3, 3)(backend.rng.normal((2, 2, 5)))

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 import xpnet
 from xpnet import backends
-from xpnet.layers.base import Layer
 from xpnet.layers.embedding import Embedding
 from xpnet.layers.reshape import Flatten, Reshape, Unflatten
 from xpnet.testing import gradcheck
 from tests.conftest import host
+from tests.torch_module_samples import check_module_samples
 
 SETTINGS = settings(
     max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -30,22 +30,6 @@ def randn(be, shape, dtype=f64):
 
 def indices(be, values, dtype="int64"):
     return be.asarray(np.asarray(values, dtype=dtype), dtype=dtype)
-
-
-class _Lookup(Layer):
-    """``y = emb(idx) + x`` with fixed integer ``idx``: lets gradcheck (float inputs only) check
-    Embedding's weight gradient (named ``emb.weight``) along random directions."""
-
-    def __init__(self, emb, idx):
-        self.emb = emb
-        self._idx = idx
-
-    def forward(self, x):
-        return self.emb(self._idx) + x
-
-    def backward(self, dy):
-        assert self.emb.backward(dy) is None  # integer indices have no gradient
-        return dy
 
 
 # ----------------------------------------------------------------------------------------
@@ -65,9 +49,7 @@ def test_embedding_gradients(backend, num, dim, shape, pad, seed):
         idx_np = np.where(idx_np == emb.padding_idx, (emb.padding_idx + 1) % num, idx_np)
         if num == 1:
             return
-    wrapped = _Lookup(emb, indices(backend, idx_np))
-    assert [n for n, _ in wrapped.named_parameters()] == ["emb.weight"]
-    assert gradcheck(wrapped, randn(backend, (*shape, dim)))
+    assert gradcheck(emb, indices(backend, idx_np))  # the int64 indices get no gradient (None)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -174,9 +156,90 @@ def test_embedding_errors(backend):
     emb(indices(backend, [1, 2]))
     with pytest.raises(ValueError, match=re.escape("Embedding(10, 3).backward expected dy of shape (2, 3), got (3, 2)")):
         emb.backward(randn(backend, (3, 2), "float32"))
+    emb(indices(backend, [1, 2]))  # a failed backward still consumed its entry
     with pytest.raises(TypeError, match=re.escape("Embedding(10, 3).backward expected a float32 dy to match its parameters, got float64")):
         emb.backward(randn(backend, (2, 3), "float64"))
     assert emb(indices(backend, np.zeros((0, 4), dtype=np.int64))).shape == (0, 4, 3)  # empty is fine
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_embedding_module_db_samples_match_torch(backend, torch, training):
+    """torch's own samples, a discontiguous (7, 512) index tensor among them."""
+    n = check_module_samples(backend, torch, "Embedding", lambda *a, **k: Embedding(*a, dtype=f64, **k), training)
+    assert n == 2
+
+
+def _embedding_pair(torch, num=6, dim=3, **kw):
+    emb = Embedding(num, dim, dtype=f64, **kw)
+    temb = torch.nn.Embedding(num, dim, **kw).double()
+    temb.load_state_dict({k: torch.from_numpy(host(v)) for k, v in emb.state_dict().items()})
+    return emb, temb
+
+
+VIEWS = {"0-d": lambda b: b[1, 3], "1-d": lambda b: b[0], "3-d": lambda b: b.reshape(2, 4, 5),
+         "strided": lambda b: b[:, ::3], "transposed": lambda b: b.T, "empty": lambda b: b[:0]}
+
+
+@pytest.mark.parametrize("form", list(VIEWS))
+def test_embedding_index_forms_match_torch(backend, torch, form):
+    """Any index shape, and index arrays that are views with strides (not C-contiguous)."""
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 6, size=(5, 8))
+    idx_np = VIEWS[form](base)
+    emb, temb = _embedding_pair(torch)
+    if backend.name == "torch":  # torch's own strided view (numpy's, on numpy: asarray does not copy)
+        idx = VIEWS[form](torch.from_numpy(base))
+    else:
+        idx = backend.asarray(np.asarray(idx_np), dtype="int64")
+    if form in ("strided", "transposed") and backend.name in ("numpy", "torch"):
+        assert not (idx.is_contiguous() if backend.name == "torch" else idx.flags.c_contiguous)
+    y = emb(idx)
+    ti = torch.from_numpy(np.array(idx_np))  # (np.ascontiguousarray makes 0-d into 1-d)
+    yt = temb(ti)
+    assert tuple(y.shape) == tuple(yt.shape)
+    np.testing.assert_array_equal(host(y), yt.detach().numpy())
+    g = rng.standard_normal(tuple(yt.shape))
+    assert emb.backward(backend.asarray(g, dtype=f64)) is None
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(host(emb.weight.grad), temb.weight.grad.numpy(), **TOL[f64])
+
+
+def test_embedding_used_twice_matches_torch(backend, torch):
+    """Two lookups in one forward (a tied table), two backwards in reverse order: the gradients add."""
+    emb, temb = _embedding_pair(torch, padding_idx=1)
+    rng = np.random.default_rng(5)
+    i1, i2 = rng.integers(0, 6, size=(3, 4)), rng.integers(0, 6, size=(7,))
+    g1, g2 = rng.standard_normal((3, 4, 3)), rng.standard_normal((7, 3))
+    emb(indices(backend, i1))
+    emb(indices(backend, i2))
+    assert emb.pending == 2
+    assert emb.backward(backend.asarray(g2, dtype=f64)) is None
+    assert emb.backward(backend.asarray(g1, dtype=f64)) is None
+    assert emb.pending == 0
+    ((temb(torch.from_numpy(i1)) * torch.from_numpy(g1)).sum()
+     + (temb(torch.from_numpy(i2)) * torch.from_numpy(g2)).sum()).backward()
+    np.testing.assert_allclose(host(emb.weight.grad), temb.weight.grad.numpy(), **TOL[f64])
+
+
+def test_embedding_input_grad_false_dy_none_and_frozen(backend):
+    emb = Embedding(5, 2, dtype=f64)
+    idx = indices(backend, [[0, 4], [4, 4]])
+    dy = randn(backend, (2, 2, 2))
+    emb(idx)
+    assert emb.backward(dy) is None
+    full = host(emb.weight.grad)
+    emb.zero_grad()
+    emb(idx)
+    assert emb.backward(dy, input_grad=False) is None  # the weight still gets its gradient
+    np.testing.assert_array_equal(host(emb.weight.grad), full)
+    emb(idx)
+    assert emb.backward(None) is None and emb.pending == 0
+    emb.zero_grad()
+    emb.weight.requires_grad_(False)
+    emb(idx)
+    assert emb.backward(dy) is None
+    assert emb.weight.grad is None and emb.pending == 0
+    assert gradcheck(emb, idx)  # frozen: nothing to check but the contract (no grad, no input grad)
 
 
 @pytest.mark.parametrize("args,kw,msg", [
@@ -281,3 +344,47 @@ def test_reshape_and_unflatten_errors(backend):
 def test_reshape_and_unflatten_reject_bad_arguments(backend, make, msg):
     with pytest.raises(ValueError, match=re.escape(msg)):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda: Flatten(), lambda: Reshape(-1), lambda: Unflatten(1, (2, -1))],
+                         ids=["Flatten", "Reshape", "Unflatten"])
+def test_shape_layers_used_twice_pop_in_reverse(backend, make):
+    """Two forwards of inputs with different shapes; each backward reshapes to its own input's shape."""
+    layer = make()
+    a, b = randn(backend, (2, 4, 3)), randn(backend, (5, 6))
+    ya, yb = layer(a), layer(b)
+    assert layer.pending == 2
+    db = layer.backward(yb * 2.0)
+    da = layer.backward(ya * 3.0)
+    np.testing.assert_array_equal(host(db), 2.0 * host(b))
+    np.testing.assert_array_equal(host(da), 3.0 * host(a))
+    layer(a)
+    assert layer.backward(ya, input_grad=False) is None and layer.pending == 0
+    layer(a)
+    assert layer.backward(None) is None and layer.pending == 0
+
+
+def test_flatten_0d_and_1d_like_torch(backend, torch):
+    for shape, start in (((), 0), ((4,), 0), ((4,), -1), ((3, 2), 0)):
+        x_np = np.random.default_rng(0).standard_normal(shape)
+        f = Flatten(start)
+        y = f(backend.asarray(x_np, dtype=f64))
+        yt = torch.nn.Flatten(start)(torch.from_numpy(x_np))
+        np.testing.assert_array_equal(host(y), yt.numpy())
+        dx = f.backward(y * 1.0)
+        assert tuple(dx.shape) == shape
+    with pytest.raises(ValueError, match=re.escape("Flatten(start_dim=1, end_dim=-1) cannot flatten axes 1..-1 of an input of shape ()")):
+        Flatten()(randn(backend, ()))
+
+
+def test_flatten_backward_errors(backend):
+    f = Flatten()
+    with pytest.raises(RuntimeError, match=re.escape("Flatten(start_dim=1, end_dim=-1).backward was called before forward")):
+        f.backward(randn(backend, (4, 6)))
+    f(randn(backend, (4, 2, 3)))
+    with pytest.raises(ValueError, match=re.escape("Flatten(start_dim=1, end_dim=-1).backward expected dy of shape (4, 6), got (6, 4)")):
+        f.backward(randn(backend, (6, 4)))
+    with pytest.raises(ValueError, match=re.escape("Flatten: start_dim must be an int, got 1.5")):
+        Flatten(1.5)
+    with pytest.raises(ValueError, match=re.escape("Flatten: end_dim must be an int, got None")):
+        Flatten(0, None)

@@ -210,12 +210,6 @@ def test_from_torch_unsupported(torch):
          r"^from_torch: module\[1\] is a torch\.nn\.modules\.activation\.GELU, which xpnet has no layer for$"),
         (nn.Sequential(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"))),
          r"^from_torch: module\[0\]\[1\] \(Conv2d\) has padding_mode='reflect'; xpnet implements only padding_mode='zeros'$"),
-        (nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)),
-         r"^from_torch: module\[0\] \(MaxPool2d\) has ceil_mode=True; xpnet implements only ceil_mode=False$"),
-        (nn.Sequential(nn.MaxPool2d(3, dilation=2)),
-         r"^from_torch: module\[0\] \(MaxPool2d\) has dilation=2; xpnet implements only dilation=1$"),
-        (nn.Sequential(nn.AvgPool2d(2, padding=1, count_include_pad=False)),
-         r"\(AvgPool2d\) has count_include_pad=False; xpnet implements only count_include_pad=True$"),
         (nn.Sequential(nn.Embedding(5, 2, max_norm=1.0)),
          r"\(Embedding\) has max_norm=1\.0; xpnet implements only max_norm=None$"),
         (nn.GRU(2, 2), r"^from_torch: module is a torch\.nn\.modules\.rnn\.GRU, which xpnet has no layer for$"),
@@ -241,8 +235,11 @@ def test_from_torch_not_a_module(torch):
 def test_to_torch_unsupported(torch):
     with pytest.raises(ValueError, match=r"^to_torch: torch\.nn has no layer equal to xpnet's Reshape$"):
         xn.to_torch(xn.Sequential(xn.Linear(4, 4), xn.Sequential(xn.Reshape(2, 2))))
-    with pytest.raises(ValueError, match=r"^to_torch: the net has no parameters or buffers"):
-        xn.to_torch(xn.Sequential(xn.ReLU()))
+
+    # a net without any state converts too (there is nothing to copy)
+    m = xn.to_torch(xn.Sequential(xn.ReLU(), xn.Concat(xn.Identity(), xn.Tanh(), dim=-1)))
+    assert type(m[0]) is torch.nn.ReLU and type(m[1]) is xn.nets.interop.torch_twin("Concat") and m[1].dim == -1
+    torch.testing.assert_close(m(torch.tensor([[-1.0, 2.0]])), torch.tensor([[0.0, 2.0, 0.0, 0.9640276]]))
 
 
 def test_to_torch_batchnorm_on_a_torch_without_its_bias_option(torch, monkeypatch):
@@ -268,3 +265,259 @@ def test_to_torch_batchnorm_on_a_torch_without_its_bias_option(torch, monkeypatc
     with pytest.raises(ValueError, match=r"^to_torch: this torch's BatchNorm1d has no bias option; "
                                          r"xpnet's has affine=True, bias=False$"):
         xn.to_torch(net)
+
+
+# -- composites: Residual, Concat, a composite of one's own ------------------------------------------------------
+
+
+def _resnet():
+    """A stem, two residual blocks (one with a strided 1x1-conv shortcut), an Inception-style Concat."""
+    def block(c_in, c_out, stride):
+        body = xn.Sequential(xn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), xn.BatchNorm2d(c_out),
+                             xn.ReLU(), xn.Conv2d(c_out, c_out, 3, padding=1, bias=False), xn.BatchNorm2d(c_out))
+        shortcut = None
+        if stride != 1 or c_in != c_out:
+            shortcut = xn.Sequential(xn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), xn.BatchNorm2d(c_out))
+        return xn.Residual(body, shortcut)
+
+    return xn.Sequential(
+        xn.Conv2d(3, 6, 3, padding=1, bias=False), xn.BatchNorm2d(6), xn.ReLU(),
+        block(6, 6, 1), xn.ReLU(),
+        block(6, 8, 2), xn.ReLU(),
+        xn.Concat(xn.Conv2d(8, 4, 1), xn.Sequential(xn.Conv2d(8, 4, 3, padding=1), xn.ReLU()), xn.Identity(), dim=1),
+        xn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        xn.AdaptiveAvgPool2d(1), xn.Flatten(), xn.Linear(16, 5),
+    )
+
+
+def _grads_match(torch, net, module, xs, **tol):
+    """Forward and backward on both with the same cotangent: outputs, input and parameter gradients agree."""
+    ys = net(*[x for x, _ in xs])
+    ts = [torch.from_numpy(a).requires_grad_(True) for _, a in xs]
+    ty = module(*ts)
+    np.testing.assert_allclose(host(ys), ty.detach().numpy(), **tol)
+    dy = np.random.default_rng(5).standard_normal(tuple(ty.shape))
+    be = backends.backend_of(ys)
+    dxs = net.backward(be.asarray(dy, dtype="float64"))
+    dxs = dxs if isinstance(dxs, tuple) else (dxs,)
+    ty.backward(torch.from_numpy(dy))
+    for dx, t in zip(dxs, ts):
+        np.testing.assert_allclose(host(dx), t.grad.numpy(), **tol)
+    tgrads = dict(module.named_parameters())
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(host(p.grad), tgrads[name].grad.numpy(), err_msg=name, **tol)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_resnet_to_torch_and_back(backend, torch, mode):
+    net = _resnet().to(backend, "float64")
+    x, a = _input("cnn", backend, "float64", n=4)
+    _warm(net, x)
+    net.train(mode == "train")
+    module = xn.to_torch(net)
+    Residual, Concat = xn.nets.interop.torch_twin("Residual"), xn.nets.interop.torch_twin("Concat")
+    assert type(module[3]) is Residual and type(module[5]) is Residual and type(module[7]) is Concat
+    assert module[3].shortcut is None and isinstance(module[5].shortcut, torch.nn.Sequential) and module[7].dim == 1
+    assert list(module.state_dict()) == list(net.state_dict())
+    assert {"3.body.0.weight", "5.shortcut.1.running_mean", "7.0.weight", "7.1.0.bias"} <= set(module.state_dict())
+    _assert_state_equal(module.state_dict(), net.state_dict(), rtol=0, atol=0)
+    assert all(m.training is (mode == "train") for m in module.modules())
+    _grads_match(torch, net, module, [(x, a)], rtol=1e-10, atol=1e-12)
+    if mode == "train":  # the running statistics moved the same way
+        _assert_state_equal(module.state_dict(), net.state_dict(), rtol=1e-12, atol=1e-12)
+    back = xn.from_torch(module, backend=backend)
+    assert S.layer_spec(back) == S.layer_spec(net) and repr(back) == repr(net)
+    assert back.training is (mode == "train")
+    _assert_state_equal(module.state_dict(), back.state_dict(), rtol=0, atol=0)
+    back.eval()
+    module.eval()
+    with torch.no_grad():
+        want = module(torch.from_numpy(a)).numpy()
+    np.testing.assert_allclose(host(back(x)), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
+    monkeypatch.setattr(S, "_TORCH_TWINS", dict(S._TORCH_TWINS))
+    return S._REGISTRY
+
+
+class Pair(xn.Layer):
+    """Two inputs: ``y = first(a) + scale * second(b)``."""
+
+    def __init__(self, first, second, scale=1.0):
+        self.first, self.second, self.scale = first, second, scale
+
+    def forward(self, a, b):
+        return self.first(a) + self.second(b) * self.scale
+
+    def backward(self, dy, input_grad=True):
+        db = self.second.backward(None if dy is None else dy * self.scale, input_grad=input_grad)
+        da = self.first.backward(dy, input_grad=input_grad)
+        return (da, db) if input_grad else None
+
+    def config(self):
+        return {"first": self.first, "second": self.second, "scale": self.scale}
+
+
+def _torch_pair(torch):
+    class TorchPair(torch.nn.Module):
+        def __init__(self, first, second, scale=1.0):
+            super().__init__()
+            self.first, self.second, self.scale = first, second, scale
+
+        def forward(self, a, b):
+            return self.first(a) + self.second(b) * self.scale
+
+    return TorchPair
+
+
+def test_user_composite_with_a_registered_twin(backend, torch, registry):
+    TorchPair = _torch_pair(torch)
+    xn.register(Pair, torch=TorchPair)
+    net = Pair(xn.Sequential(xn.Linear(3, 4), xn.Tanh()),
+               xn.Residual(xn.Linear(4, 4), xn.Sequential(xn.BatchNorm1d(4), xn.Sigmoid())), scale=0.5)
+    net.to(backend, "float64")
+    module = xn.to_torch(net)
+    assert type(module) is TorchPair and module.scale == 0.5
+    assert type(module.second) is xn.nets.interop.torch_twin("Residual")
+    assert list(module.state_dict()) == list(net.state_dict())
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((6, 3)), rng.standard_normal((6, 4))
+    xs = [(backend.asarray(a, dtype="float64"), a), (backend.asarray(b, dtype="float64"), b)]
+    _grads_match(torch, net, module, xs, rtol=1e-10, atol=1e-12)
+    back = xn.from_torch(module, backend=backend)
+    assert type(back) is Pair and type(back.second.shortcut[0]) is xn.BatchNorm1d
+    assert S.layer_spec(back) == S.layer_spec(net)
+    _assert_state_equal(module.state_dict(), back.state_dict(), rtol=0, atol=0)
+    with torch.no_grad():
+        want = module(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(host(back(xs[0][0], xs[1][0])), want, rtol=1e-12, atol=1e-12)
+
+
+def test_user_composite_conversion_errors(torch, registry):
+    with backends.use("numpy"):
+        net = xn.Sequential(xn.Linear(2, 2), Pair(xn.ReLU(), xn.ReLU()))
+    xn.register(Pair)
+    with pytest.raises(ValueError, match=r"^to_torch: net\.layers\[1\] is xpnet's Pair, which has no torch twin; "
+                                         r"register it with xpnet\.register\(Pair, torch=\.\.\.\)$"):
+        xn.to_torch(net)
+
+    class NoFields(torch.nn.Module):  # a twin that keeps its children under other names
+        def __init__(self, first, second, scale=1.0):
+            super().__init__()
+            self.a, self.b = first, second
+
+    xn.register(Pair, torch=NoFields)
+    module = xn.to_torch(net)
+    assert type(module[1]) is NoFields
+    with pytest.raises(ValueError, match=r"^from_torch: module\[1\] \(NoFields, the torch twin of Pair\) has no attribute "
+                                         r"'first'; a twin must expose each config field as an attribute$"):
+        xn.from_torch(module)
+
+    made = []
+
+    def factory(first, second, scale=1.0):  # a factory twin converts one way only
+        made.append(_torch_pair(torch)(first, second, scale))
+        return made[-1]
+
+    xn.register(Pair, torch=factory)
+    module = xn.to_torch(net)
+    assert module[1] is made[0]
+    with pytest.raises(ValueError, match=r"^from_torch: module\[1\] is a .*TorchPair, which xpnet has no layer for$"):
+        xn.from_torch(module)
+
+
+def test_tied_parameters_stay_tied(backend, torch):
+    net = xn.Sequential(xn.Linear(4, 4), xn.Tanh(), xn.Residual(xn.Linear(4, 4)), xn.Linear(4, 4)).to(backend, "float64")
+    net.tie("0.weight", "2.body.weight", "3.weight")
+    module = xn.to_torch(net)
+    assert module[0].weight is module[2].body.weight is module[3].weight
+    assert len(list(module.parameters())) == len(net.parameters()) == 4
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    _grads_match(torch, net, module, [(backend.asarray(x, dtype="float64"), x)], rtol=1e-10, atol=1e-12)
+    back = xn.from_torch(module, backend=backend)
+    assert back[0].weight is back[2].body.weight is back[3].weight
+    assert back.tied_parameters() == net.tied_parameters()
+    # a torch model tied by hand
+    m = torch.nn.Sequential(torch.nn.Embedding(6, 3), torch.nn.Linear(3, 6, bias=False))
+    m[1].weight = m[0].weight
+    got = xn.from_torch(m, backend=backend)
+    assert got[0].weight is got[1].weight and got.tied_parameters() == [["0.weight", "1.weight"]]
+
+
+def test_every_module_keeps_its_mode(backend, torch):
+    net = _resnet().to(backend)
+    net.train()
+    net[1].eval()
+    net[3].body[1].eval()
+    net[7].branches[1].eval()
+    module = xn.to_torch(net)
+    want = {name: layer.training for name, layer in net.named_modules()}
+    assert {name: m.training for name, m in module.named_modules()} == want
+    assert want["1"] is False and want["3.body.1"] is False and want["7.1.0"] is False and want["7.0"] is True
+    module[5].shortcut.eval()
+    back = xn.from_torch(module, backend=backend)
+    assert {name: layer.training for name, layer in back.named_modules()} == {
+        name: m.training for name, m in module.named_modules()}
+    assert back[5].shortcut[1].training is False and back[5].body[1].training is True
+
+
+def test_pooling_options_convert(backend, torch):
+    nn = torch.nn
+    m = nn.Sequential(nn.Conv2d(2, 3, 3),
+                      nn.MaxPool2d(3, stride=2, padding=1, dilation=2, ceil_mode=True),
+                      nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=4),
+                      ).double()
+    net = xn.from_torch(m, backend=backend)
+    spec = S.layer_spec(net)
+    assert {k: spec["layers"][1][k] for k in ("dilation", "ceil_mode", "return_indices")} == {
+        "dilation": 2, "ceil_mode": True, "return_indices": False}
+    assert {k: spec["layers"][2][k] for k in ("ceil_mode", "count_include_pad", "divisor_override")} == {
+        "ceil_mode": True, "count_include_pad": False, "divisor_override": 4}
+    x = np.random.default_rng(0).standard_normal((2, 2, 11, 11))
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(host(net(backend.asarray(x, dtype="float64"))), want, rtol=1e-12, atol=1e-12)
+    again = xn.to_torch(net)
+    assert repr(again) == repr(m)
+    idx = xn.to_torch(xn.from_torch(nn.Sequential(nn.Conv2d(1, 1, 1), nn.MaxPool2d(2, return_indices=True))))
+    assert idx[1].return_indices is True
+
+
+def test_losses_with_class_weights_convert(backend, torch):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((6, 3))
+    labels = rng.integers(0, 3, 6)
+    bits = rng.integers(0, 2, (6, 3)).astype(np.float64)
+    cases = [(xn.CrossEntropyLoss(weight=[1.0, 3.0, 0.5], ignore_index=1, label_smoothing=0.1, dtype="float64"),
+              backend.asarray(labels, dtype="int64"), torch.from_numpy(labels)),
+             (xn.BCEWithLogitsLoss(weight=[0.5, 2.0, 1.0], pos_weight=[3.0, 1.0, 2.0], dtype="float64"),
+              backend.asarray(bits, dtype="float64"), torch.from_numpy(bits))]
+    for loss, target, ttarget in cases:
+        loss.to(backend)
+        m = xn.to_torch(loss)
+        assert type(m) is getattr(torch.nn, type(loss).__name__)
+        _assert_state_equal(m.state_dict(), loss.state_dict(), rtol=0, atol=0)
+        want = m(torch.from_numpy(z), ttarget).item()
+        np.testing.assert_allclose(float(host(loss(backend.asarray(z, dtype="float64"), target))), want, rtol=1e-12)
+        back = xn.from_torch(m, backend=backend)
+        assert type(back) is type(loss) and back.config() == loss.config()
+
+
+def test_twins_pickle(torch, tmp_path):
+    """torch.save of a whole model holding the twins, loaded in a fresh process."""
+    import subprocess
+    import sys
+
+    with backends.use("numpy"):
+        net = xn.Sequential(xn.Linear(3, 4), xn.Residual(xn.Linear(4, 4)), xn.Concat(xn.Identity(), xn.Tanh()))
+    module = xn.to_torch(net)
+    assert xn.nets.interop.TorchResidual is type(module[1]) and xn.nets.interop.TorchConcat is type(module[2])
+    assert repr(module[2]).startswith("Concat(")
+    torch.save(module, tmp_path / "m.pt")
+    code = ("import torch; m = torch.load(r'%s', weights_only=False); "
+            "print(type(m[1]).__name__, type(m[2]).__name__, m(torch.ones(2, 3)).shape)" % (tmp_path / "m.pt"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["Residual", "Concat", "torch.Size([2,", "8])"]

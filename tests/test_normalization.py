@@ -20,6 +20,7 @@ from xpnet import backends
 from xpnet.layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from xpnet.testing import gradcheck
 from tests.conftest import host, step_both
+from tests.torch_module_samples import check_module_samples
 
 SETTINGS = settings(
     max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -268,6 +269,162 @@ def test_forward_keeps_no_alias_and_state_dict_snapshots(backend):
     assert int(host(before["num_batches_tracked"])) == 0
     assert int(host(bn.num_batches_tracked)) == 1
     assert not np.array_equal(host(bn.running_mean), rm)
+
+
+# ----------------------------------------------------------------------------------------
+# torch's own samples, empty batches, the saved-values stack, input_grad=False, frozen parameters
+# ----------------------------------------------------------------------------------------
+
+SAMPLE_COUNTS = {"BatchNorm1d": 8, "BatchNorm2d": 7, "LayerNorm": 7}
+NORMS = {"BatchNorm1d": BatchNorm1d, "BatchNorm2d": BatchNorm2d, "LayerNorm": LayerNorm}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", list(NORMS))
+def test_module_db_samples_match_torch(backend, torch, name, training):
+    """Output, dx, every parameter gradient and the running statistics after the forward
+    (random non-trivial parameters and statistics), zero-size batches included."""
+    n = check_module_samples(backend, torch, name, lambda *a, **k: NORMS[name](*a, dtype=f64, **k), training)
+    assert n == SAMPLE_COUNTS[name]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("kw", [{}, dict(momentum=None), dict(affine=False), dict(track_running_stats=False)],
+                         ids=["default", "cma", "noaffine", "untracked"])
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0)], ids=str)
+def test_batchnorm_empty_batch_like_torch(backend, torch, shape, kw, mode):
+    """torch: an empty output; training advances num_batches_tracked and keeps the statistics;
+    the parameter gradients are zeros."""
+    layer, tlayer = _bn_pair(torch, "BatchNorm1d", kw, 3, f64)
+    layer.train(mode == "train")
+    tlayer.train(mode == "train")
+    _step(torch, backend, layer, tlayer, np.zeros(shape), np.zeros(shape), f64, "empty batch")
+    tsd = tlayer.state_dict()
+    for k, v in layer.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            assert int(host(v)) == int(tsd[k]), k
+        else:
+            close(v, tsd[k], f64, k)
+
+
+def test_layernorm_empty_batch(backend, torch):
+    layer, tlayer = LayerNorm(5, dtype=f64), torch.nn.LayerNorm(5).double()
+    randomize(layer, 1, tlayer)
+    _step(torch, backend, layer, tlayer, np.zeros((0, 5)), np.zeros((0, 5)), f64, "empty LayerNorm")
+    np.testing.assert_array_equal(host(layer.weight.grad), np.zeros(5))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", ["1d", "2d-cma-nobias", "layernorm"])
+def test_applied_twice_in_one_forward_matches_torch(backend, torch, case, mode):
+    """``y = f(f(x))``: two stack entries, two backwards in reverse; gradients and (BatchNorm)
+    running statistics as torch applying the module twice."""
+    if case == "layernorm":
+        layer, tlayer = LayerNorm(4, dtype=f64), torch.nn.LayerNorm(4).double()
+        randomize(layer, 3, tlayer)
+        shape = (5, 4)
+    else:
+        _, name, shape, kw = next(c for c in PARITY if c[0] == case)
+        layer, tlayer = _bn_pair(torch, name, kw, shape[1], f64)
+    layer.train(mode == "train")
+    tlayer.train(mode == "train")
+    rng = np.random.default_rng(8)
+    x_np, g_np = rng.standard_normal(shape) * 2.0 + 1.0, rng.standard_normal(shape)
+    y = layer(layer(backend.asarray(x_np, dtype=f64)))
+    assert layer.pending == 2
+    dx = layer.backward(layer.backward(backend.asarray(g_np, dtype=f64)))
+    assert layer.pending == 0
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    yt = tlayer(tlayer(xt))
+    yt.backward(torch.from_numpy(g_np))
+    close(y, yt, f64, "output")
+    close(dx, xt.grad, f64, "dx")
+    tparams = dict(tlayer.named_parameters())
+    for n, p in layer.named_parameters():
+        close(p.grad, tparams[n].grad, f64, f"grad of {n}")
+    tsd = tlayer.state_dict()
+    for k, v in layer.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            assert int(host(v)) == int(tsd[k]), k
+        else:
+            close(v, tsd[k], f64, k)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", ["1d", "1d-noaffine", "2d-cma-nobias", "2d-untracked"])
+def test_batchnorm_under_no_grad_matches_torch_and_keeps_nothing(backend, torch, case, mode):
+    """Inference (eval under no_grad) takes the one-pass affine map y = x * scale + shift."""
+    _, name, shape, kw = next(c for c in PARITY if c[0] == case)
+    layer, tlayer = _bn_pair(torch, name, kw, shape[1], f64)
+    layer.train(mode == "train")
+    tlayer.train(mode == "train")
+    x_np = np.random.default_rng(9).standard_normal(shape) * 3.0 - 1.0
+    with xpnet.no_grad():
+        y = layer(backend.asarray(x_np, dtype=f64))
+    assert layer.pending == 0
+    with torch.no_grad():
+        yt = tlayer(torch.from_numpy(x_np))
+    close(y, yt, f64, "output")
+    tsd = tlayer.state_dict()
+    for k, v in layer.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            close(v, tsd[k], f64, k)
+
+
+NORM_CASES = {
+    "bn1d": (lambda: BatchNorm1d(3, dtype=f64), (6, 3)),
+    "bn2d": (lambda: BatchNorm2d(3, dtype=f64), (2, 3, 2, 2)),
+    "bn1d-eval": (lambda: BatchNorm1d(3, dtype=f64).eval(), (6, 3, 2)),
+    "layernorm": (lambda: LayerNorm((2, 3), dtype=f64), (4, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", list(NORM_CASES))
+def test_input_grad_false_and_dy_none(backend, case, mode):
+    make, shape = NORM_CASES[case]
+    layer = randomize(make(), 4).train(mode == "train")
+    x, dy = randn(backend, shape), randn(backend, shape)
+    layer(x)
+    assert layer.backward(dy) is not None
+    full = {n: host(p.grad) for n, p in layer.named_parameters()}
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward(dy, input_grad=False) is None
+    for n, p in layer.named_parameters():
+        np.testing.assert_allclose(host(p.grad), full[n], rtol=1e-13, atol=1e-14, err_msg=n)
+    layer(x)
+    assert layer.backward(None) is None and layer.pending == 0
+    for n, p in layer.named_parameters():  # no gradient in: nothing added
+        np.testing.assert_allclose(host(p.grad), full[n], rtol=1e-13, atol=1e-14, err_msg=n)
+
+
+@pytest.mark.parametrize("frozen", ["weight", "bias", "both"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", list(NORM_CASES))
+def test_frozen_parameters_like_torch(backend, torch, case, mode, frozen):
+    """A frozen weight or bias gets no gradient; dx and the other gradient are unchanged (torch)."""
+    make, shape = NORM_CASES[case]
+    layer = make().train(mode == "train")
+    tlayer = (torch.nn.LayerNorm((2, 3)) if isinstance(layer, LayerNorm)
+              else getattr(torch.nn, type(layer).__name__)(3)).double().train(mode == "train")
+    randomize(layer, 5, tlayer)
+    names = ("weight", "bias") if frozen == "both" else (frozen,)
+    for n in names:
+        getattr(layer, n).requires_grad_(False)
+        getattr(tlayer, n).requires_grad_(False)
+    rng = np.random.default_rng(6)
+    x_np, g_np = rng.standard_normal(shape), rng.standard_normal(shape)
+    dx = layer.backward(layer(backend.asarray(x_np, dtype=f64)) * 0.0 + backend.asarray(g_np, dtype=f64))
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    tlayer(xt).backward(torch.from_numpy(g_np))
+    close(dx, xt.grad, f64, "dx")
+    for n in ("weight", "bias"):
+        if n in names:
+            assert getattr(layer, n).grad is None, n
+        else:
+            close(getattr(layer, n).grad, getattr(tlayer, n).grad, f64, f"grad of {n}")
+    assert gradcheck(layer, backend.asarray(x_np, dtype=f64))
 
 
 # ----------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_state_dict_round_trip_resumes_identically(backend):
     o2 = xn.SGD([p2], lr=0.1, momentum=0.9, nesterov=True)
     run(o2, p2, grads[:2])
     sd = {"state": {i: {k: backend.to_numpy(v) for k, v in st.items()} for i, st in o2.state_dict()["state"].items()},
-          "hyper": o2.state_dict()["hyper"]}
+          "param_groups": o2.state_dict()["param_groups"]}
     o3 = xn.SGD([p2], lr=1.0)
     o3.load_state_dict(sd)
     assert o3.momentum == 0.9 and o3.nesterov and o3.lr == 0.1

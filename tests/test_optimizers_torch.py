@@ -86,7 +86,7 @@ def test_state_dict_round_trip_resumes_identically(backend, name, opts):
     _run(o2, p2, backend, grads[:3], "float64")
     sd = o2.state_dict()
     sd = {"state": {i: {k: (v if isinstance(v, int) else backend.to_numpy(v)) for k, v in st.items()}
-                    for i, st in sd["state"].items()}, "hyper": sd["hyper"]}
+                    for i, st in sd["state"].items()}, "param_groups": sd["param_groups"]}
     assert all(st["step"] == 3 and type(st["step"]) is int for st in sd["state"].values())
     o3 = cls(p2, lr=0.5)
     o3.load_state_dict(sd)
@@ -199,7 +199,7 @@ def test_one_cycle_overstep_and_invalid_arguments():
         sched.step()
     with pytest.raises(ValueError, match="OneCycleLR: anneal_strategy"):
         nets.OneCycleLR(_sgd(), max_lr=0.1, total_steps=3, anneal_strategy="exp")
-    with pytest.raises(ValueError, match="StepLR: step_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match="StepLR: step_size must be an int >= 1, got 0"):
         nets.StepLR(_sgd(), step_size=0)
     with pytest.raises(ValueError, match="LinearWarmup: start_factor"):
         nets.LinearWarmup(_sgd(), warmup_steps=3, start_factor=0.0)

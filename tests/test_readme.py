@@ -39,11 +39,14 @@ def test_readme_loop_example_trains(capsys):
     assert "training accuracy" in capsys.readouterr().out
 
 
-def test_readme_custom_layer_passes_gradcheck():
+def test_readme_custom_layer_and_composite_pass_gradcheck():
     scope = {"xn": xn}
     exec(compile(_python_blocks()[2], "README.md", "exec"), scope)
+    exec(compile(_python_blocks()[3], "README.md", "exec"), scope)
     x = backends.get("numpy").rng.normal((3, 4), dtype=backends.get("numpy").dtype("float64"))
     assert gradcheck(scope["Square"](), x)
+    body = xn.Sequential(xn.Linear(4, 6, dtype="float64"), xn.Tanh(), xn.Linear(6, 4, dtype="float64"))
+    assert gradcheck(scope["MyResidual"](body), x)
 
 
 def test_readme_commands_are_present():

@@ -6,25 +6,30 @@ from __future__ import annotations
 import inspect
 import json
 
+import numpy as np
 import pytest
 
 import xpnet as xn
 from xpnet import layers as L
 from xpnet.nets import spec as S
+from tests.conftest import host
 
 # One instance per layer/loss class, with as many non-default arguments as the class takes. Every class that
 # xpnet.layers exports must appear here (test_every_exported_layer_has_an_example enforces it).
 EXAMPLES = {
     "AdaptiveAvgPool2d": [L.AdaptiveAvgPool2d((2, 3)), L.AdaptiveAvgPool2d(1)],
-    "AvgPool2d": [L.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 0)), L.AvgPool2d(3)],
-    "BCEWithLogitsLoss": [L.BCEWithLogitsLoss(reduction="sum")],
+    "AvgPool2d": [L.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=4),
+                  L.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 0)), L.AvgPool2d(3)],
+    "BCEWithLogitsLoss": [L.BCEWithLogitsLoss(weight=[0.5, 2.0], reduction="sum", pos_weight=[3.0, 1.0]),
+                          L.BCEWithLogitsLoss(reduction="sum")],
     "BatchNorm1d": [L.BatchNorm1d(5, eps=1e-3, momentum=None, affine=False),
                     L.BatchNorm1d(3, track_running_stats=False, bias=False)],
     "BatchNorm2d": [L.BatchNorm2d(6, eps=1e-4, momentum=0.25, track_running_stats=False)],
     "Conv2d": [L.Conv2d(4, 6, (3, 2), stride=2, padding=1, groups=2, bias=False),
                L.Conv2d(4, 8, 3, padding="same", dilation=2, groups=4),
                L.Conv2d(2, 3, 5, stride=(2, 1), padding="valid", dilation=(1, 2))],
-    "CrossEntropyLoss": [L.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)],
+    "CrossEntropyLoss": [L.CrossEntropyLoss(weight=[1.0, 2.0, 0.5], ignore_index=2, reduction="sum", label_smoothing=0.1),
+                         L.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)],
     "Dropout": [L.Dropout(0.3), L.Dropout(0.0)],
     "Embedding": [L.Embedding(10, 4, padding_idx=0), L.Embedding(7, 3, padding_idx=-1), L.Embedding(5, 2)],
     "Flatten": [L.Flatten(0, 2), L.Flatten(start_dim=2)],
@@ -33,7 +38,8 @@ EXAMPLES = {
     "LeakyReLU": [L.LeakyReLU(0.2)],
     "Linear": [L.Linear(3, 4, bias=False), L.Linear(5, 1)],
     "MSELoss": [L.MSELoss(reduction="sum"), L.MSELoss()],
-    "MaxPool2d": [L.MaxPool2d(3, stride=1, padding=1), L.MaxPool2d((2, 3), stride=(2, 1))],
+    "MaxPool2d": [L.MaxPool2d(3, stride=2, padding=1, dilation=2, return_indices=True, ceil_mode=True),
+                  L.MaxPool2d(3, stride=1, padding=1), L.MaxPool2d((2, 3), stride=(2, 1))],
     "ReLU": [L.ReLU()],
     "Reshape": [L.Reshape(1, 28, 28), L.Reshape(-1), L.Reshape((2, -1))],
     "Sigmoid": [L.Sigmoid()],
@@ -43,10 +49,8 @@ EXAMPLES = {
 }
 ALL_EXAMPLES = [(name, i, layer) for name, group in EXAMPLES.items() for i, layer in enumerate(group)]
 
-# Constructor arguments that configs leave out on purpose: placement, and torch options that xpnet accepts
-# only at their default value (so the default rebuilds the same layer).
-NOT_CONFIG = {"backend", "dtype", "MaxPool2d.dilation", "MaxPool2d.return_indices", "MaxPool2d.ceil_mode",
-              "AvgPool2d.ceil_mode", "AvgPool2d.count_include_pad", "AvgPool2d.divisor_override"}
+# Constructor arguments that configs leave out on purpose: placement.
+NOT_CONFIG = {"backend", "dtype"}
 
 
 def _exported_classes():
@@ -109,6 +113,10 @@ def test_non_default_arguments_survive():
     assert bn.momentum is None and bn.affine is False and bn.weight is None and bn.eps == 1e-3
     bn2 = S.build(S.layer_spec(EXAMPLES["BatchNorm1d"][1]))
     assert bn2.weight is not None and bn2.bias is None and bn2.running_mean is None
+    mp = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["MaxPool2d"][0]))))
+    assert (mp.dilation, mp.return_indices, mp.ceil_mode) == (2, True, True)
+    ap = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["AvgPool2d"][0]))))
+    assert (ap.ceil_mode, ap.count_include_pad, ap.divisor_override) == (True, False, 4)
     ln = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["LayerNorm"][0]))))
     assert tuple(ln.normalized_shape) == (3, 4) and ln.bias is None and ln.weight is not None
     emb = S.build(S.layer_spec(EXAMPLES["Embedding"][1]))
@@ -116,7 +124,10 @@ def test_non_default_arguments_survive():
     assert S.build(S.layer_spec(L.Dropout(0.3))).p == 0.3
     assert S.build(S.layer_spec(L.LeakyReLU(0.2))).negative_slope == 0.2
     assert S.build(S.layer_spec(L.Softmax(dim=1))).dim == 1
-    assert S.build(S.layer_spec(L.CrossEntropyLoss("sum", 0.1))).label_smoothing == 0.1
+    assert S.build(S.layer_spec(L.CrossEntropyLoss(reduction="sum", label_smoothing=0.1))).label_smoothing == 0.1
+    ce = S.build(json.loads(json.dumps(S.layer_spec(EXAMPLES["CrossEntropyLoss"][0]))))
+    assert (ce.ignore_index, ce.reduction, ce.label_smoothing) == (2, "sum", 0.1)
+    np.testing.assert_array_equal(host(ce.weight), np.asarray([1.0, 2.0, 0.5], np.float32))
     assert tuple(S.build(S.layer_spec(L.Reshape(1, 28, 28))).shape) == (1, 28, 28)
     assert tuple(S.build(S.layer_spec(L.Unflatten(1, (2, 3)))).unflattened_size) == (2, 3)
 
@@ -150,6 +161,200 @@ def test_build_places_on_backend_and_dtype(backend):
     net32 = S.build(spec)
     assert backend.dtype_name(net32[0].weight.data.dtype) == "float32"
     assert xn.backends.backend_of(net32[0].weight.data) is backend
+
+
+# -- composites ------------------------------------------------------------------------------------------------
+
+
+def _block(c_in, c_out, stride):
+    body = xn.Sequential(xn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), xn.BatchNorm2d(c_out),
+                         xn.ReLU(), xn.Conv2d(c_out, c_out, 3, padding=1, bias=False), xn.BatchNorm2d(c_out))
+    shortcut = None if stride == 1 and c_in == c_out else xn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+    return xn.Residual(body, shortcut)
+
+
+def _composite_net():
+    return xn.Sequential(
+        xn.Conv2d(3, 4, 3, padding=1),
+        _block(4, 4, 1),
+        _block(4, 6, 2),
+        xn.Concat(xn.Identity(), xn.Sequential(xn.Conv2d(6, 2, 1), xn.ReLU()),
+                  xn.Residual(xn.Conv2d(6, 6, 3, padding=1)), dim=1),
+        xn.AdaptiveAvgPool2d(1), xn.Flatten(), xn.Linear(14, 3),
+    )
+
+
+def test_registry_knows_the_containers():
+    reg = S._registry()
+    assert reg["Sequential"] is xn.Sequential and reg["Residual"] is xn.Residual and reg["Concat"] is xn.Concat
+    assert set(_exported_classes()) <= set(reg)
+    assert S.builtin_classes() == {**_exported_classes(), "Sequential": xn.Sequential, "Residual": xn.Residual,
+                                   "Concat": xn.Concat}
+
+
+def test_composite_round_trip():
+    net = _composite_net()
+    spec, rebuilt = _round_trip(net)
+    res = spec["layers"][1]
+    assert res["type"] == "Residual" and res["shortcut"] is None
+    assert res["body"]["type"] == "Sequential" and res["body"]["layers"][2] == {"type": "ReLU"}
+    assert spec["layers"][2]["shortcut"]["type"] == "Conv2d" and spec["layers"][2]["shortcut"]["stride"] == [2, 2]
+    cat = spec["layers"][3]
+    assert cat["type"] == "Concat" and cat["dim"] == 1 and [b["type"] for b in cat["branches"]] == [
+        "Identity", "Sequential", "Residual"]
+    assert type(rebuilt[3]) is xn.Concat and type(rebuilt[3].branches[2]) is xn.Residual
+    assert rebuilt[1].shortcut is None and type(rebuilt[2].shortcut) is xn.Conv2d
+    assert repr(rebuilt) == repr(net)
+    assert S.layer_spec(rebuilt) == spec
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+    # a composite at the top, and the rebuilt net runs
+    assert S.layer_spec(S.build(S.layer_spec(net[2]))) == spec["layers"][2]
+    x = xn.backends.get().asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 6)), dtype="float32")
+    assert tuple(rebuilt(x).shape) == (2, 3)
+
+
+def test_composite_is_placed_on_backend_and_dtype(backend):
+    net = S.build(S.layer_spec(_composite_net()), backend=backend, dtype="float64")
+    for k, v in net.state_dict().items():
+        assert xn.backends.backend_of(v) is backend, k
+        assert backend.dtype_name(v.dtype) == ("int64" if k.endswith("num_batches_tracked") else "float64"), k
+
+
+def test_nested_spec_from_a_json_file(tmp_path):
+    """A hand-written file: residual blocks and a Concat nested in a Sequential, keys in any order."""
+    text = """{"type": "Sequential", "layers": [
+        {"type": "Linear", "in_features": 4, "out_features": 8},
+        {"type": "Residual", "body": {"type": "Sequential", "layers": [
+            {"type": "ReLU"}, {"type": "Linear", "in_features": 8, "out_features": 8}]}},
+        {"type": "Concat", "dim": -1, "branches": [
+            {"type": "Tanh"},
+            {"type": "Residual", "body": {"type": "Sigmoid"}, "shortcut": {"type": "Identity"}}]},
+        {"type": "Linear", "in_features": 16, "out_features": 2}]}"""
+    p = tmp_path / "net.json"
+    p.write_text(text)
+    net = S.build(S.load_spec(p))
+    assert [type(layer).__name__ for layer in net] == ["Linear", "Residual", "Concat", "Linear"]
+    assert net[1].shortcut is None and type(net[2].branches[1].shortcut) is xn.Identity and net[2].dim == -1
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "1.body.1.weight", "1.body.1.bias", "3.weight", "3.bias"]
+    assert S.layer_spec(net)["layers"][1] == {"type": "Residual", "shortcut": None, "body": {
+        "type": "Sequential", "layers": [{"type": "ReLU"}, {"type": "Linear", "in_features": 8, "out_features": 8,
+                                                             "bias": True}]}}
+    x = xn.backends.get().asarray(np.ones((3, 4)), dtype="float32")
+    assert tuple(net(x).shape) == (3, 2)
+    p.write_text(json.dumps(S.layer_spec(net)))
+    assert S.layer_spec(S.build(S.load_spec(p))) == S.layer_spec(net)
+
+
+def test_build_is_linear_in_the_spec(monkeypatch):
+    """20,000 layers: one _build call per spec object, one signature lookup per class."""
+    builds, signatures = [0], []
+    real_build, real_signature = S._build, inspect.signature
+
+    def counting_build(*a):
+        builds[0] += 1
+        return real_build(*a)
+
+    def counting_signature(obj, *a, **k):
+        signatures.append(obj)
+        return real_signature(obj, *a, **k)
+
+    monkeypatch.setattr(S, "_build", counting_build)
+    monkeypatch.setattr(inspect, "signature", counting_signature)
+    S._signature.cache_clear()
+    net = S.build([{"type": "ReLU"}] * 20_000)
+    assert len(net) == 20_000 and builds[0] == 20_001
+    assert sorted(c.__name__ for c in signatures) == ["ReLU", "Sequential"]
+    assert S.layer_spec(net)["layers"][-1] == {"type": "ReLU"}
+
+
+class Pair(xn.Layer):
+    """A two-input composite: ``y = first(a) + scale * second(b)``."""
+
+    def __init__(self, first, second, scale=1.0):
+        self.first, self.second, self.scale = first, second, scale
+
+    def forward(self, a, b):
+        return self.first(a) + self.second(b) * self.scale
+
+    def backward(self, dy, input_grad=True):
+        db = self.second.backward(None if dy is None else dy * self.scale, input_grad=input_grad)
+        da = self.first.backward(dy, input_grad=input_grad)
+        return (da, db) if input_grad else None
+
+    def config(self):
+        return {"first": self.first, "second": self.second, "scale": self.scale}
+
+
+class Stack(xn.Layer):
+    """A composite whose children are a list attribute and whose constructor takes ``*blocks``."""
+
+    def __init__(self, *blocks, repeat=1):
+        self.blocks, self.repeat = list(blocks), repeat
+
+    def forward(self, x):
+        for _ in range(self.repeat):
+            for b in self.blocks:
+                x = b(x)
+        return x
+
+    def config(self):
+        return {"blocks": self.blocks, "repeat": self.repeat}
+
+
+def test_user_composites_round_trip(registry):
+    S.register(Pair)
+    S.register(Stack)
+    net = Pair(xn.Sequential(xn.Linear(3, 4), xn.Tanh()),
+               Stack(xn.Linear(2, 4), xn.Residual(xn.Linear(4, 4)), repeat=1), scale=0.5)
+    spec, rebuilt = _round_trip(net)
+    assert spec["scale"] == 0.5 and spec["first"]["type"] == "Sequential"
+    assert spec["second"] == {"type": "Stack", "repeat": 1, "blocks": [
+        {"type": "Linear", "in_features": 2, "out_features": 4, "bias": True},
+        {"type": "Residual", "body": {"type": "Linear", "in_features": 4, "out_features": 4, "bias": True},
+         "shortcut": None}]}
+    assert type(rebuilt) is Pair and type(rebuilt.second) is Stack and type(rebuilt.second.blocks[1]) is xn.Residual
+    assert S.layer_spec(rebuilt) == spec
+    assert list(rebuilt.state_dict()) == list(net.state_dict()) == [
+        "first.0.weight", "first.0.bias", "second.blocks.0.weight", "second.blocks.0.bias",
+        "second.blocks.1.body.weight", "second.blocks.1.body.bias"]
+    rebuilt.load_state_dict(net.state_dict())
+    be = xn.backends.get()
+    rng = np.random.default_rng(0)
+    a = be.asarray(rng.standard_normal((5, 3)), dtype="float32")
+    b = be.asarray(rng.standard_normal((5, 2)), dtype="float32")
+    np.testing.assert_array_equal(host(rebuilt(a, b)), host(net(a, b)))
+    # an unregistered child is named
+    with pytest.raises(TypeError, match=r"^cannot describe tests\.test_spec\.Scale: it is not a registered layer"):
+        S.layer_spec(xn.Sequential(xn.Residual(Pair(xn.ReLU(), Scale()))))
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ([{"type": "ReLU"}] * 3 + [{"type": "Residual", "body": {"type": "Nope"}}],
+     r"^model\.layers\[3\]\.body: unknown layer type 'Nope'; known types: .*\bConcat\b.*\bResidual\b"),
+    ({"type": "Residual", "body": {"type": "Linear", "in_features": 2}},
+     r"^model\.body: bad arguments for Linear: .*out_features"),
+    ({"type": "Residual", "body": {"type": 5}},
+     r'^model\.body: expected a layer spec, an object with a string "type", got \{\'type\': 5\}'),
+    ({"type": "Residual", "body": {"type": "Sequential", "layers": {"a": 1}}},
+     r'^model\.body: a Sequential spec has exactly one key besides "type": "layers", a list'),
+    ({"type": "Concat", "branches": [{"type": "ReLU"}, 3]},
+     r'^model\.branches\[1\]: expected a layer spec, an object with a string "type", got 3$'),
+    ([{"type": "Concat", "branches": [{"type": "ReLU"}, {"type": "Residual", "body": {"type": "Tanh"},
+                                                          "shortcut": {"type": "Conv3d"}}]}],
+     r"^model\.layers\[0\]\.branches\[1\]\.shortcut: unknown layer type 'Conv3d'"),
+    ({"type": "Residual"}, r"^model: bad arguments for Residual: .*'body'"),
+    ({"type": "Residual", "body": "ReLU"}, r"^model: bad arguments for Residual: Residual: body must be a Layer, got str$"),
+    ({"type": "Concat", "branches": []}, r"^model: Concat: expected at least one branch$"),
+    ({"type": "Concat", "branches": [{"type": "ReLU"}], "axis": 1},
+     r"^model: bad arguments for Concat: .*unexpected keyword argument 'axis'"),
+    ([{"type": "Sequential", "layers": [{"type": "MSELoss"}]}],
+     r"^model\.layers\[0\]: bad arguments for Sequential: Sequential expected Layer instances, got MSELoss at "
+     r"position 0; losses are applied outside the net$"),
+], ids=["unknown-in-body", "bad-args-in-body", "int-type", "bad-sequential-body", "not-a-spec-in-list",
+        "deep-path", "no-body", "str-body", "no-branch", "extra-key", "loss-in-sequential"])
+def test_build_bad_nested_specs(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        S.build(bad)
 
 
 # -- build errors --------------------------------------------------------------------------------------------
@@ -214,6 +419,7 @@ def test_load_spec(tmp_path):
 def registry(monkeypatch):
     """A private copy of the registry, so that registrations do not leak into other tests."""
     monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
+    monkeypatch.setattr(S, "_TORCH_TWINS", dict(S._TORCH_TWINS))
     return S._REGISTRY
 
 
@@ -265,6 +471,23 @@ def test_register_errors(registry):
     assert registry["Linear"] is L.Linear
 
 
+def test_register_with_a_torch_twin(registry):
+    def factory(**config):  # any callable: to_torch calls it with the config
+        return config
+
+    @xn.register(torch=factory)
+    class Twinned(xn.Layer):
+        pass
+
+    assert registry["Twinned"] is Twinned and S._TORCH_TWINS["Twinned"] is factory
+    S.register(Twinned)  # registering again without a twin keeps it
+    assert S._TORCH_TWINS["Twinned"] is factory
+    assert S.register(Stack, torch=dict) is Stack and S._TORCH_TWINS["Stack"] is dict
+    with pytest.raises(TypeError, match=r"^register: torch= must be a torch\.nn\.Module class or a factory of one, got 3$"):
+        S.register(Pair, torch=3)
+    assert "Pair" not in registry and "Pair" not in S._TORCH_TWINS
+
+
 def test_unregistered_layer_cannot_be_described(registry):
     class MyLinear(xn.Linear):  # a subclass is a different layer: it is not described as its parent
         pass
@@ -304,6 +527,7 @@ def test_optimizer_spec_round_trip(name, kw):
     opt = getattr(xn, name)(net.parameters(), **kw)
     spec = S.optimizer_spec(opt)
     assert spec["type"] == name
+    assert spec == json.loads(json.dumps(opt.config()))  # the optimizer's own config, JSON-ready
     for k, v in kw.items():
         assert spec[k] == (list(v) if isinstance(v, tuple) else v), k
     net2 = S.build(S.layer_spec(net))

@@ -32,6 +32,11 @@ class Generator:
         self._backend = backend
         self.manual_seed(seed)
 
+    @property
+    def backend(self) -> "Backend":
+        """The backend this generator draws on."""
+        return self._backend
+
     def manual_seed(self, seed: int) -> "Generator":
         """Restart the stream from ``seed`` (an int >= 0)."""
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -70,7 +70,8 @@ class XpnetSide:
             net.eval()
 
             def run(x, y):
-                return net(x)
+                with xn.no_grad():  # inference: nothing kept for a backward
+                    return net(x)
 
             def read(v):
                 v = xp.astype(v, be.dtype("float64"))

@@ -68,7 +68,7 @@ class DataLoader:
                 raise TypeError(f"DataLoader: generator must be an xpnet.backends.Generator, got {type(generator).__name__}")
             if getattr(generator, "_backend", target).name != target.name:
                 raise ValueError(
-                    f"DataLoader: the generator draws on {generator._backend.label}, but the data are on {target.label}"
+                    f"DataLoader: the generator draws on {generator.backend.label}, but the data are on {target.label}"
                 )
         self.backend = target
         self.X, self.y = X, y

@@ -1,11 +1,14 @@
-"""Elementwise activations and softmax. Each keeps one array for backward, and says which."""
+"""Elementwise activations and softmax. Each saves one array for backward, and says which.
+
+Inputs of any shape, 0-d included (numpy's ufuncs turn 0-d arrays into numpy scalars, so a
+0-d result is wrapped back into a 0-d array).
+"""
 
 from __future__ import annotations
 
-import numbers
-
 from ..backends import namespace_of
-from ._checks import no_forward_error, require_float
+from ..validate import dim as _dim, real
+from ._checks import require_float, shape_str
 from .base import Layer
 
 
@@ -17,22 +20,30 @@ def stable_sigmoid(xp, x):
 
 
 class _Activation(Layer):
-    """Shared plumbing: one kept array, float check, backward-before-forward check."""
+    """Shared plumbing: float check, one saved array per forward, dy shape check, 0-d results.
 
-    def __init__(self):
-        self._kept = None
+    A subclass gives ``_forward(xp, x) -> (y, kept)`` and ``_backward(xp, dy, kept) -> dx``.
+    """
 
     def forward(self, x):
         be = require_float(self._tag(), x)
-        y, self._kept = self._forward(be.xp, x)
+        y, kept = self._forward(be.xp, x)
+        if x.ndim == 0:
+            y, kept = be.xp.asarray(y), be.xp.asarray(kept)
+        self.save_for_backward(kept)
         return y
 
-    def backward(self, dy):
-        kept = self._kept
-        if kept is None:
-            raise no_forward_error(self._tag())
-        self._kept = None
-        return self._backward(namespace_of(dy), dy, kept)
+    def backward(self, dy, input_grad: bool = True):
+        (kept,) = self.saved()
+        if dy is None or not input_grad:
+            return None
+        if dy.shape != kept.shape:  # (shapes are tuples, or a tuple subclass: torch.Size)
+            raise ValueError(
+                f"{self._tag()}.backward expected dy of shape {shape_str(kept.shape)}, got {shape_str(dy.shape)}"
+            )
+        xp = namespace_of(dy)
+        dx = self._backward(xp, dy, kept)
+        return xp.asarray(dx) if dy.ndim == 0 else dx
 
 
 class ReLU(_Activation):
@@ -53,10 +64,7 @@ class LeakyReLU(_Activation):
     _config_fields = ('negative_slope',)
 
     def __init__(self, negative_slope: float = 0.01):
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise ValueError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
-        super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = real("LeakyReLU", "negative_slope", negative_slope)
 
     def _forward(self, xp, x):
         a = self.negative_slope
@@ -96,24 +104,35 @@ class Softmax(_Activation):
     """``y_i = exp(x_i - max x) / sum_j exp(x_j - max x)`` along ``dim``.
 
     Backward: ``dx = y * (dy - sum(dy * y, dim))``. Keeps ``y``.
+
+    A 0-d input accepts ``dim`` 0 or -1 (as torch: a 0-d array counts as one axis of
+    length 1) and gives 1 (NaN for a NaN input), with a zero gradient.
     """
 
     _config_fields = ('dim',)
 
     def __init__(self, dim: int = -1):
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise ValueError(f"Softmax: dim must be an int, got {dim!r}")
-        super().__init__()
-        self.dim = dim
+        self.dim = _dim("Softmax", "dim", dim)
 
     def _forward(self, xp, x):
-        if not -x.ndim <= self.dim < x.ndim:
+        nd = max(x.ndim, 1)
+        if not -nd <= self.dim < nd:
             raise ValueError(f"{self._tag()} expected an input with axis {self.dim}, got {x.ndim}-d input")
-        e = xp.exp(x - xp.max(x, axis=self.dim, keepdims=True))
-        y = e / xp.sum(e, axis=self.dim, keepdims=True)
+        if x.ndim == 0:  # the standard's reductions take no axis on 0-d arrays: use one of length 1
+            y = xp.reshape(self._softmax(xp, xp.reshape(x, (1,)), 0), ())
+        else:
+            y = self._softmax(xp, x, self.dim)
         return y, y
 
+    @staticmethod
+    def _softmax(xp, x, axis):
+        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+        e /= xp.sum(e, axis=axis, keepdims=True)  # e is our own fresh array
+        return e
+
     def _backward(self, xp, dy, y):
+        if dy.ndim == 0:
+            return y * (dy - dy * y)  # the sum over a single element is the element
         return y * (dy - xp.sum(dy * y, axis=self.dim, keepdims=True))
 
     def extra_repr(self):
@@ -121,17 +140,13 @@ class Softmax(_Activation):
 
 
 class Identity(Layer):
-    """``y = x``; ``dx = dy``. Accepts any array."""
-
-    def __init__(self):
-        self._ready = False
+    """``y = x``; ``dx = dy``. Accepts any array; saves an empty entry per forward, so that
+    forwards and backwards still pair up."""
 
     def forward(self, x):
-        self._ready = True
+        self.save_for_backward()
         return x
 
-    def backward(self, dy):
-        if not self._ready:
-            raise no_forward_error(self._tag())
-        self._ready = False
-        return dy
+    def backward(self, dy, input_grad: bool = True):
+        self.saved()
+        return dy if input_grad else None

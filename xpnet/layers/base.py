@@ -229,11 +229,27 @@ class Layer:
 
     def get_parameter(self, name):
         """The Parameter called ``name`` (``"0.weight"``), or KeyError."""
-        owner, attr = self._owner(name)
+        owner, attr = self._split(name)
         p = getattr(owner, attr, None)
         if not isinstance(p, Parameter):
             raise KeyError(f"{type(self).__name__} has no parameter {name!r}")
         return p
+
+    def get_submodule(self, path):
+        """The layer at ``path`` (``"body.0"``; ``""`` is this layer), or KeyError."""
+        layer = self
+        rest = path.split(".") if path else []
+        while rest:
+            children = dict(layer.named_children())
+            # list attributes are named "attr.i": take two components when one does not match
+            for k in (1, 2):
+                key = ".".join(rest[:k])
+                if key in children:
+                    layer, rest = children[key], rest[k:]
+                    break
+            else:
+                raise KeyError(f"{type(self).__name__} has no sub-layer {path!r}")
+        return layer
 
     def tie(self, *names):
         """Make every named parameter the first one (``net.tie("0.weight", "4.weight")``)."""
@@ -242,24 +258,55 @@ class Layer:
             other = self.get_parameter(name)
             if other.shape != first.shape:
                 raise ValueError(f"{type(self).__name__}.tie: {name!r} has shape {other.shape}, {names[0]!r} has {first.shape}")
-            owner, attr = self._owner(name)
+            owner, attr = self._split(name)
             setattr(owner, attr, first)
         return self
 
-    def _owner(self, name):
-        *path, attr = name.split(".")
-        layer = self
-        children = None
-        i = 0
-        while i < len(path):
-            children = dict(layer.named_children())
-            # list attributes are named "attr.i": take two components when one does not match
-            key = path[i] if path[i] in children else ".".join(path[i:i + 2])
-            if key not in children:
-                raise KeyError(f"{type(self).__name__} has no parameter {name!r}")
-            layer = children[key]
-            i += 1 if key == path[i] else 2
-        return layer, attr
+    def shared_layers(self):
+        """Groups of paths that reach one layer object (a layer used in several places):
+        ``[["0", "2"], ...]``; a shared composite's children are not listed again."""
+        paths = {}
+
+        def walk(layer, pre):
+            for name, child in layer.named_children():
+                path = f"{pre}.{name}" if pre else name
+                seen = id(child) in paths
+                paths.setdefault(id(child), []).append(path)
+                if not seen:
+                    walk(child, path)
+
+        walk(self, "")
+        return [group for group in paths.values() if len(group) > 1]
+
+    def share(self, *paths):
+        """Put the layer at ``paths[0]`` in place of each other path (``net.share("0", "2")``)."""
+        first = self.get_submodule(paths[0])
+        for path in paths[1:]:
+            parent, _, name = path.rpartition(".")
+            holder = self.get_submodule(parent) if parent else self
+            if name not in dict(holder.named_children()):  # a list attribute: "attr.i"
+                parent, _, attr = parent.rpartition(".")
+                holder, name = (self.get_submodule(parent) if parent else self), f"{attr}.{name}"
+            holder.set_child(name, first)
+        return self
+
+    def set_child(self, name, layer):
+        """Replace the direct sub-layer ``name`` (as ``named_children`` names it) by ``layer``."""
+        attr, _, index = name.partition(".")
+        if index:
+            getattr(self, attr)[int(index)] = layer
+        elif isinstance(getattr(self, attr, None), Layer):
+            setattr(self, attr, layer)
+        else:
+            raise KeyError(f"{type(self).__name__} has no sub-layer {name!r}")
+
+    def _split(self, name):
+        """``(layer, attribute)`` for a dotted parameter name."""
+        path, _, attr = name.rpartition(".")
+        try:
+            return self.get_submodule(path), attr
+        except KeyError:
+            raise KeyError(f"{type(self).__name__} has no parameter {name!r}") from None
 
     # -- modes and gradients -----------------------------------------------------------
     def train(self, mode: bool = True):

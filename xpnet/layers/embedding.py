@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .. import backends
-from ._checks import dtype_error, no_forward_error, place_error, positive_int, require_array, shape_str
-from .base import Layer, Parameter
-
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
+from ..validate import positive_int
+from ._checks import dtype_error, place_error, require_array, shape_str
+from .base import Layer, Parameter, trains
+from .normalization import _float_dtype
 
 
 class Embedding(Layer):
@@ -26,9 +26,6 @@ class Embedding(Layer):
 
     _config_fields = ('num_embeddings', 'embedding_dim', 'padding_idx')
 
-    # Sequential may ask for no input gradient: there is none anyway.
-    _input_grad_optional = True
-
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *, backend=None, dtype=None):
         self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
@@ -45,16 +42,11 @@ class Embedding(Layer):
         self.padding_idx = padding_idx
         be = backends.get(backend)
         xp = be.xp
-        dt = be.dtype("float32" if dtype is None else dtype)
-        if be.dtype_name(dt) not in _FLOATS:
-            raise ValueError(f"Embedding: dtype must be a floating-point dtype, got {be.dtype_name(dt)}")
+        dt = _float_dtype("Embedding", be, dtype)
         w = be.rng.normal((num_embeddings, embedding_dim), dtype=dt)
         if padding_idx is not None:
             w = xp.where(self._pad_rows(xp, be.device), 0.0, w)
         self.weight = Parameter(w)
-        # Kept by forward for backward: the flattened int64 indices (where dy goes) and their shape.
-        self._index = None
-        self._index_shape = None
 
     def _pad_rows(self, xp, device):
         """A ``(num_embeddings, 1)`` bool column, True on the padding row."""
@@ -85,20 +77,23 @@ class Embedding(Layer):
         if be.dtype_name(flat.dtype) != "int64":
             flat = xp.astype(flat, xp.int64)  # one index dtype for take and every scatter_add
         y = xp.reshape(xp.take(w, flat, axis=0), shape + (self.embedding_dim,))
-        self._index, self._index_shape = flat, shape
+        self.save_for_backward(flat, shape)  # where each row of dy goes, and the indices' shape
         return y
 
     def backward(self, dy, input_grad: bool = True):
-        flat = self._index
-        if flat is None:
-            raise no_forward_error(self._tag())
-        shape = self._index_shape + (self.embedding_dim,)
+        """Adds the scatter-add into ``weight.grad``; returns None (indices have no gradient),
+        whatever ``input_grad`` says."""
+        flat, shape = self.saved()
+        if dy is None:
+            return None
+        shape = shape + (self.embedding_dim,)
         if tuple(dy.shape) != shape:
             raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(shape)}, got {shape_str(dy.shape)}")
         w = self.weight.data
         if dy.dtype != w.dtype:
             raise dtype_error(f"{self._tag()}.backward", dy, w.dtype, what="dy")
-        self._index = self._index_shape = None
+        if not trains(self.weight):
+            return None
         be = backends.backend_of(w)
         xp = be.xp
         zeros = xp.zeros(tuple(w.shape), dtype=w.dtype, device=w.device)

@@ -7,8 +7,9 @@ import math
 import numbers
 
 from .. import backends
-from ._checks import dtype_error, no_forward_error, place_error, positive_int, require_float, shape_str
-from .base import Layer, Parameter
+from ..validate import flag, positive_int, positive_real
+from ._checks import dtype_error, place_error, require_float, shape_str
+from .base import Layer, Parameter, grad_enabled, trains
 
 
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
@@ -22,18 +23,6 @@ def _float_dtype(owner, be, dtype):
     return dt
 
 
-def _positive_real(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be a positive real number, got {value!r}")
-    return float(value)
-
-
-def _flag(owner, name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
-    return value
-
-
 def _check_place_and_dtype(tag, x, ref):
     """``x`` must be a float array on ``ref``'s backend, device and dtype (``ref=None``: any float array)."""
     if ref is None:
@@ -45,7 +34,6 @@ def _check_place_and_dtype(tag, x, ref):
         raise dtype_error(tag, x, ref.dtype)
 
 
-
 def _standardize(xp, x, axes, eps):
     """``xhat = (x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance), with the statistics."""
     mean = xp.mean(x, axis=axes, keepdims=True)
@@ -53,6 +41,7 @@ def _standardize(xp, x, axes, eps):
     var = xp.mean(xc * xc, axis=axes, keepdims=True)
     inv_std = 1.0 / xp.sqrt(var + eps)
     return xc * inv_std, mean, var, inv_std
+
 
 class _BatchNorm(Layer):
     """Batch normalization over every axis but the channel axis 1 (shared by BatchNorm1d/2d).
@@ -71,6 +60,8 @@ class _BatchNorm(Layer):
         num_batches_tracked <- num_batches_tracked + 1
 
     Eval mode with running statistics: ``xhat = (x - running_mean) / sqrt(running_var + eps)``.
+    An empty batch (``N = 0``) gives an empty output and zero parameter gradients; in training it
+    only advances ``num_batches_tracked``, as torch does.
 
     Backward with batch statistics (sums over the reduced axes)::
 
@@ -94,15 +85,15 @@ class _BatchNorm(Layer):
                  track_running_stats: bool = True, *, bias: bool = True, backend=None, dtype=None):
         name = type(self).__name__
         self.num_features = positive_int(name, "num_features", num_features)
-        self.eps = _positive_real(name, "eps", eps)
+        self.eps = positive_real(name, "eps", eps)
         if momentum is not None and (
             isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0
         ):
             raise ValueError(f"{name}: momentum must be a real number in [0, 1] or None, got {momentum!r}")
         self.momentum = None if momentum is None else float(momentum)
-        self.affine = _flag(name, "affine", affine)
-        self.track_running_stats = _flag(name, "track_running_stats", track_running_stats)
-        _flag(name, "bias", bias)
+        self.affine = flag(name, "affine", affine)
+        self.track_running_stats = flag(name, "track_running_stats", track_running_stats)
+        flag(name, "bias", bias)
         be = backends.get(backend)
         xp, dev = be.xp, be.device
         dt = _float_dtype(name, be, dtype)
@@ -115,13 +106,6 @@ class _BatchNorm(Layer):
             self.num_batches_tracked = xp.asarray(0, dtype=xp.int64, device=dev)
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
-        # Kept by forward for backward: xhat (the normalized input: dweight needs it, and dx with
-        # batch statistics), inv_std (per channel, broadcastable), and whether batch statistics were used.
-        # In eval mode without a weight xhat is not needed and is not kept.
-        self._xhat = None
-        self._inv_std = None
-        self._batch_stats = False
-        self._shape = None  # the input's shape: dy must match it
 
     # -- checks ------------------------------------------------------------------------
     def _expected(self):
@@ -145,73 +129,89 @@ class _BatchNorm(Layer):
         axes = (0,) + tuple(range(2, len(shape)))
         bshape = (1, c) + (1,) * (len(shape) - 2)  # per-channel arrays broadcast against x
         use_batch = self.training or self.running_mean is None
+        m = math.prod(shape) // c
 
-        if use_batch:
-            m = math.prod(shape) // c
-            if m <= 1:
-                raise ValueError(
-                    f"{tag}: expected more than 1 value per channel when training, got input of shape "
-                    f"{shape_str(shape)} ({m} value{'s' if m != 1 else ''} per channel); "
-                    "use a larger batch, or call .eval() to use the running statistics"
-                )
+        if use_batch and m == 1:
+            raise ValueError(
+                f"{tag}: expected more than 1 value per channel when training, got input of shape "
+                f"{shape_str(shape)} (1 value per channel); "
+                "use a larger batch, or call .eval() to use the running statistics"
+            )
+        fused = use_batch and m > 0  # the batch statistics depend on x: dx takes the full backward
+        # xhat is kept for dweight, and for dx with batch statistics; not when nothing will use it
+        keep_xhat = (fused or trains(self.weight)) and grad_enabled()
+        w = None if self.weight is None else xp.reshape(self.weight.data, bshape)
+        if self.training and self.running_mean is not None:
+            # rebinding, never in place: state dicts handed out earlier stay as they were
+            # (asarray: numpy turns 0-d arithmetic into a scalar, which is not an array)
+            nbt = self.num_batches_tracked
+            self.num_batches_tracked = xp.asarray(nbt + 1, dtype=nbt.dtype, device=nbt.device)
+        if fused:
             xhat, mean, var, inv_std = _standardize(xp, x, axes, self.eps)
             if self.training and self.running_mean is not None:
-                # rebinding, never in place: state dicts handed out earlier stay as they were
-                # (asarray: numpy turns 0-d arithmetic into a scalar, which is not an array)
-                nbt = self.num_batches_tracked
-                self.num_batches_tracked = xp.asarray(nbt + 1, dtype=nbt.dtype, device=nbt.device)
                 f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 mean_c = xp.reshape(mean, (c,))
                 var_c = xp.reshape(var, (c,)) * (m / (m - 1))
                 self.running_mean = (1.0 - f) * self.running_mean + f * mean_c
                 self.running_var = (1.0 - f) * self.running_var + f * var_c
-            if self.weight is not None:
-                y = xhat * xp.reshape(self.weight.data, bshape)
-            else:
-                y = xp.asarray(xhat, copy=True)  # xhat is kept; y must not alias it (a caller may mutate y)
+        elif use_batch:
+            # an empty batch (torch: an empty output, running statistics kept, the count still
+            # advanced); any per-channel scale gives the same empty output and zero gradients
+            xhat, inv_std = x, xp.ones(bshape, dtype=x.dtype, device=x.device)
         else:
             inv_std = xp.reshape(1.0 / xp.sqrt(self.running_var + self.eps), bshape)
-            xhat = (x - xp.reshape(self.running_mean, bshape)) * inv_std
-            if self.weight is not None:
-                y = xhat * xp.reshape(self.weight.data, bshape)
-            else:
-                y, xhat = xhat, None  # nothing in backward needs xhat
+            mean = xp.reshape(self.running_mean, bshape)
+            if not keep_xhat:
+                # inference: the whole map is per-channel affine, y = x * scale + shift (two passes over x)
+                scale = inv_std if w is None else w * inv_std
+                shift = -mean * scale
+                if self.bias is not None:
+                    shift = shift + xp.reshape(self.bias.data, bshape)
+                y = x * scale
+                y += shift  # y is our own fresh array
+                self.save_for_backward(None, inv_std, False, shape)
+                return y
+            xhat = (x - mean) * inv_std
+        if w is not None:
+            y = xhat * w
+        else:
+            y = xp.asarray(xhat, copy=True)  # xhat is kept; y must not alias it (a caller may mutate y)
         if self.bias is not None:
             y += xp.reshape(self.bias.data, bshape)  # y is our own fresh array
-        self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, use_batch
-        self._shape = shape
+        # Kept for backward: xhat (or None), inv_std (per channel, broadcastable), whether dx takes
+        # the full batch-statistics backward, and the input's shape (dy must match it).
+        self.save_for_backward(xhat if keep_xhat else None, inv_std, fused, shape)
         return y
 
-    def backward(self, dy):
-        inv_std = self._inv_std
-        if inv_std is None:
-            raise no_forward_error(self._tag())
-        xhat, shape, batch = self._xhat, self._shape, self._batch_stats
+    def backward(self, dy, input_grad: bool = True):
+        xhat, inv_std, fused, shape = self.saved()
+        if dy is None:
+            return None
         if tuple(dy.shape) != shape:
             raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(shape)}, got {shape_str(dy.shape)}")
-        self._xhat = self._inv_std = None
         xp = backends.namespace_of(dy)
         c = self.num_features
         axes = (0,) + tuple(range(2, len(shape)))
         bshape = (1, c) + (1,) * (len(shape) - 2)
         w = None if self.weight is None else xp.reshape(self.weight.data, bshape)
-
-        if batch:
-            m = math.prod(shape) // c
-            dbias = xp.sum(dy, axis=axes, keepdims=True)
-            dweight = xp.sum(dy * xhat, axis=axes, keepdims=True)
-            scale = inv_std if w is None else w * inv_std
-            # the full batch-norm backward, with sum(dxhat) = w * dbias and sum(dxhat * xhat) = w * dweight
-            dx = scale * (dy - (dbias + xhat * dweight) * (1.0 / m))
-        else:
-            dbias = xp.sum(dy, axis=axes, keepdims=True) if self.bias is not None else None
-            dweight = xp.sum(dy * xhat, axis=axes, keepdims=True) if w is not None else None
-            dx = dy * (inv_std if w is None else w * inv_std)
-        if self.weight is not None:
+        fused_dx = fused and input_grad
+        # the fused dx needs both sums whether or not the parameters train
+        # (xhat is None: the weight was frozen, or absent, at forward time, and nothing needs it)
+        want_dw = trains(self.weight) and xhat is not None
+        dbias = xp.sum(dy, axis=axes, keepdims=True) if fused_dx or trains(self.bias) else None
+        dweight = xp.sum(dy * xhat, axis=axes, keepdims=True) if fused_dx or want_dw else None
+        if want_dw:
             self.weight.accumulate(xp.reshape(dweight, (c,)))
-        if self.bias is not None:
+        if trains(self.bias):
             self.bias.accumulate(xp.reshape(dbias, (c,)))
-        return dx
+        if not input_grad:
+            return None
+        scale = inv_std if w is None else w * inv_std
+        if fused:
+            m = math.prod(shape) // c
+            # the full batch-norm backward, with sum(dxhat) = w * dbias and sum(dxhat * xhat) = w * dweight
+            return scale * (dy - (dbias + xhat * dweight) * (1.0 / m))
+        return dy * scale  # with fixed statistics the map is affine
 
     def extra_repr(self):
         return (
@@ -279,17 +279,14 @@ class LayerNorm(Layer):
                 f"got {normalized_shape!r}"
             )
         self.normalized_shape = shape
-        self.eps = _positive_real("LayerNorm", "eps", eps)
-        self.elementwise_affine = _flag("LayerNorm", "elementwise_affine", elementwise_affine)
-        _flag("LayerNorm", "bias", bias)
+        self.eps = positive_real("LayerNorm", "eps", eps)
+        self.elementwise_affine = flag("LayerNorm", "elementwise_affine", elementwise_affine)
+        flag("LayerNorm", "bias", bias)
         be = backends.get(backend)
         xp, dev = be.xp, be.device
         dt = _float_dtype("LayerNorm", be, dtype)
         self.weight = Parameter(xp.ones(shape, dtype=dt, device=dev)) if elementwise_affine else None
         self.bias = Parameter(xp.zeros(shape, dtype=dt, device=dev)) if elementwise_affine and bias else None
-        # Kept by forward for backward: xhat (dx and dweight need it) and inv_std (per sample).
-        self._xhat = None
-        self._inv_std = None
 
     def forward(self, x):
         tag = self._tag()
@@ -308,34 +305,32 @@ class LayerNorm(Layer):
             y = xp.asarray(xhat, copy=True)  # xhat is kept; y must not alias it
         if self.bias is not None:
             y += self.bias.data
-        self._xhat, self._inv_std = xhat, inv_std
+        self.save_for_backward(xhat, inv_std)  # dx and dweight need xhat; inv_std is per sample
         return y
 
-    def backward(self, dy):
-        xhat, inv_std = self._xhat, self._inv_std
-        if xhat is None:
-            raise no_forward_error(self._tag())
+    def backward(self, dy, input_grad: bool = True):
+        xhat, inv_std = self.saved()
+        if dy is None:
+            return None
         if tuple(dy.shape) != tuple(xhat.shape):
             raise ValueError(
                 f"{self._tag()}.backward expected dy of shape {shape_str(xhat.shape)}, got {shape_str(dy.shape)}"
             )
-        self._xhat = self._inv_std = None
         xp = backends.namespace_of(dy)
         k = len(self.normalized_shape)
         axes = tuple(range(-k, 0))
         lead = tuple(range(dy.ndim - k))
         m = math.prod(self.normalized_shape)
 
-        def sum_lead(a):  # no leading axes: a copy, so that the grad never aliases the caller's dy
-            return xp.sum(a, axis=lead) if lead else xp.asarray(a, copy=True)
-
-        if self.weight is not None:
-            self.weight.accumulate(sum_lead(dy * xhat))
-            dxhat = dy * self.weight.data
-        else:
-            dxhat = dy
-        if self.bias is not None:
-            self.bias.accumulate(sum_lead(dy))
+        if trains(self.weight):
+            g = dy * xhat
+            self.weight.accumulate(xp.sum(g, axis=lead) if lead else g)
+        if trains(self.bias):
+            # no leading axes: a copy, so that the grad never aliases the caller's dy
+            self.bias.accumulate(xp.sum(dy, axis=lead) if lead else xp.asarray(dy, copy=True))
+        if not input_grad:
+            return None
+        dxhat = dy if self.weight is None else dy * self.weight.data
         s1 = xp.sum(dxhat, axis=axes, keepdims=True)
         s2 = xp.sum(dxhat * xhat, axis=axes, keepdims=True)
         return (inv_std * (1.0 / m)) * (m * dxhat - s1 - xhat * s2)

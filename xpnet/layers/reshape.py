@@ -1,51 +1,45 @@
-"""Flatten: merge a range of axes into one. Shapes only; no arithmetic."""
+"""Flatten, Unflatten and Reshape: shapes only, no arithmetic. Each forward saves its input and
+output shapes; backward checks ``dy`` against the output shape and reshapes it back."""
 
 from __future__ import annotations
 
 import math
 
 from .. import backends
-from ._checks import no_forward_error, require_array, shape_str
+from ..validate import dim as _dim
+from ._checks import require_array, shape_str
 from .base import Layer
 
 
 class Flatten(Layer):
     """Merge axes ``start_dim..end_dim`` into one: ``(N, C, H, W) -> (N, C*H*W)`` by default.
 
-    Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
+    A 0-d input becomes ``(1,)``, as in torch. Backward reshapes ``dy`` back to the input's shape.
     """
 
     _config_fields = ('start_dim', 'end_dim')
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
-        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"Flatten: {name} must be an int, got {v!r}")
-        self.start_dim = start_dim
-        self.end_dim = end_dim
-        self._shape = None
+        self.start_dim = _dim("Flatten", "start_dim", start_dim)
+        self.end_dim = _dim("Flatten", "end_dim", end_dim)
 
     def forward(self, x):
         require_array(self._tag(), x)
         shape = tuple(x.shape)
         nd = len(shape)
-        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
-        e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
-        if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1) and s <= e):
+        n = max(nd, 1)  # as torch: a 0-d input counts as one axis
+        s = self.start_dim + n if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + n if self.end_dim < 0 else self.end_dim
+        if not (0 <= s < n and 0 <= e < n and s <= e):
             raise ValueError(
                 f"{self._tag()} cannot flatten axes {self.start_dim}..{self.end_dim} of an input of shape {shape_str(shape)}"
             )
-        self._shape = shape
-        if nd == 0:
-            return backends.namespace_of(x).reshape(x, (1,))
-        return backends.namespace_of(x).reshape(x, shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
+        out = (1,) if nd == 0 else shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]
+        self.save_for_backward(shape, out)
+        return backends.namespace_of(x).reshape(x, out)
 
-    def backward(self, dy):
-        shape = self._shape
-        if shape is None:
-            raise no_forward_error(self._tag())
-        self._shape = None
-        return backends.namespace_of(dy).reshape(dy, shape)
+    def backward(self, dy, input_grad: bool = True):
+        return _reshape_back(self, dy, input_grad)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -66,15 +60,14 @@ def _sizes(owner, name, sizes):
     return out
 
 
-def _reshape_back(layer, dy):
-    """``dy`` reshaped to the input shape that ``layer``'s forward kept, after checking its shape."""
-    shapes = layer._shapes
-    if shapes is None:
-        raise no_forward_error(layer._tag())
-    shape, out = shapes
+def _reshape_back(layer, dy, input_grad):
+    """``dy`` reshaped to the input shape that ``layer``'s forward saved (with the output shape),
+    after checking its shape; None when there is no ``dy`` or no input gradient is wanted."""
+    shape, out = layer.saved()
+    if dy is None or not input_grad:
+        return None
     if tuple(dy.shape) != out:
         raise ValueError(f"{layer._tag()}.backward expected dy of shape {shape_str(out)}, got {shape_str(dy.shape)}")
-    layer._shapes = None
     return backends.namespace_of(dy).reshape(dy, shape)
 
 
@@ -92,17 +85,14 @@ class Unflatten(Layer):
     """Split axis ``dim`` into ``unflattened_size``, as ``torch.nn.Unflatten``:
     ``Unflatten(1, (2, 5))`` maps ``(N, 10, ...) -> (N, 2, 5, ...)``; one size may be -1.
 
-    Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
+    Backward reshapes ``dy`` back to the input's shape.
     """
 
     _config_fields = ('dim', 'unflattened_size')
 
     def __init__(self, dim: int, unflattened_size):
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise ValueError(f"Unflatten: dim must be an int, got {dim!r}")
-        self.dim = dim
+        self.dim = _dim("Unflatten", "dim", dim)
         self.unflattened_size = _sizes("Unflatten", "unflattened_size", unflattened_size)
-        self._shapes = None  # (input shape, output shape): backward reshapes back, after checking dy
 
     def forward(self, x):
         require_array(self._tag(), x)
@@ -118,11 +108,11 @@ class Unflatten(Layer):
                 f"into {shape_str(self.unflattened_size)}: the sizes must multiply to {shape[d]}"
             )
         out = shape[:d] + new + shape[d + 1:]
-        self._shapes = (shape, out)
+        self.save_for_backward(shape, out)
         return backends.namespace_of(x).reshape(x, out)
 
-    def backward(self, dy):
-        return _reshape_back(self, dy)
+    def backward(self, dy, input_grad: bool = True):
+        return _reshape_back(self, dy, input_grad)
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
@@ -132,7 +122,7 @@ class Reshape(Layer):
     """Reshape every sample, keeping the batch axis: ``Reshape(1, 28, 28)`` maps ``(N, 784) -> (N, 1, 28, 28)``.
 
     ``shape`` is the per-sample shape (given as arguments or as one tuple); one entry may be -1.
-    Backward reshapes ``dy`` back to the input's shape, which is all it keeps.
+    Backward reshapes ``dy`` back to the input's shape.
     """
 
     _config_fields = ("shape",)
@@ -141,7 +131,6 @@ class Reshape(Layer):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         self.shape = _sizes("Reshape", "shape", shape)
-        self._shapes = None  # (input shape, output shape): backward reshapes back, after checking dy
 
     def forward(self, x):
         require_array(self._tag(), x)
@@ -158,11 +147,11 @@ class Reshape(Layer):
                 f"into (N, {', '.join(str(s) for s in self.shape)}), which needs {need_s} per sample"
             )
         out = (shape[0],) + new
-        self._shapes = (shape, out)
+        self.save_for_backward(shape, out)
         return backends.namespace_of(x).reshape(x, out)
 
-    def backward(self, dy):
-        return _reshape_back(self, dy)
+    def backward(self, dy, input_grad: bool = True):
+        return _reshape_back(self, dy, input_grad)
 
     def extra_repr(self):
         return ", ".join(str(s) for s in self.shape)

@@ -98,7 +98,7 @@ class LRScheduler(Callback):
 
     def load_state_dict(self, sd):
         self.schedule.load_state_dict(sd)
-        self.schedule.optimizer.lr = self.schedule.get_last_lr()
+        self.schedule.restore_lr()  # each group's own lr, through the schedule
 
 
 class EarlyStopping(Callback):

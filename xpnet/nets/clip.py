@@ -6,6 +6,7 @@ import math
 
 from .. import backends
 from ..layers.base import Layer
+from ..validate import real
 
 
 def _norm(xp, g, p):
@@ -32,16 +33,16 @@ def clip_grad_norm(params, max_norm, norm_type=2.0):
     """Scale every gradient by ``min(1, max_norm / (total + 1e-6))``, where ``total`` is the
     ``norm_type``-norm of all gradients together (the norm of the per-gradient norms).
 
-    ``params``: Parameters or a Layer; those whose ``grad`` is None are ignored. The gradients
-    are rebound (``p.grad = p.grad * coef``), never modified in place. Returns the total norm as a
-    0-d array on the gradients' backend (no host read); with no gradients, returns ``None``.
+    ``params``: Parameters or a Layer; those whose ``grad`` is None are ignored, and a
+    parameter listed more than once (tied) counts once. The gradients are rebound
+    (``p.grad = p.grad * coef``), never modified in place. Returns the total norm as a 0-d array
+    on the gradients' backend (no host read); with no gradients, returns ``None``.
     """
     if isinstance(params, Layer):
         params = params.parameters()
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or math.isnan(max_norm):
-        raise ValueError(f"clip_grad_norm: max_norm must be a real number, got {max_norm!r}")
+    max_norm = real("clip_grad_norm", "max_norm", max_norm)
     norm_type = float(norm_type)
-    params = [p for p in params if p.grad is not None]
+    params = list({id(p): p for p in params if p.grad is not None}.values())
     if not params:
         return None
     xp = backends.namespace_of(params[0].grad)

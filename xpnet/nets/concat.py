@@ -47,12 +47,15 @@ class Concat(Layer):
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         dx = None
         for b, start, size in zip(reversed(self.branches), reversed(starts), reversed(sizes)):
-            piece = None if dy is None else dy[(slice(None),) * d + (slice(start, start + size),)]
+            piece = None if dy is None else dy[(slice(None),) * d + (slice(start, start + size), ...)]
             dx = add_grads(dx, b.backward(piece, input_grad=input_grad))
         return dx if input_grad else None
 
     def config(self):
         return {"branches": list(self.branches), "dim": self.dim}
+
+    def set_child(self, name, layer):
+        self.branches[int(name)] = layer
 
     def named_children(self):
         for i, b in enumerate(self.branches):

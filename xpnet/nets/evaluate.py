@@ -45,13 +45,17 @@ def _nonempty(loader, where):
 
 @contextlib.contextmanager
 def eval_mode(net):
-    """Eval mode inside the block; the previous mode afterwards."""
-    was = net.training
+    """Inference inside the block: evaluation mode (dropout off, running statistics) and
+    :func:`~xpnet.layers.base.no_grad` (forwards keep nothing for a backward). Afterwards every
+    layer gets back its own previous mode, so a net that was partly in eval mode stays so."""
+    saved = [(layer, layer.training) for _, layer in net.named_modules()]
     net.eval()
     try:
-        yield net
+        with no_grad():
+            yield net
     finally:
-        net.train(was)
+        for layer, mode in saved:
+            layer.training = mode
 
 
 class Tally:
@@ -103,7 +107,7 @@ def evaluate(net, loss, data, batch_size=1024):
     be = net_backend(net, "evaluate")
     loader = as_loader(data, batch_size, False, be, "evaluate")
     tally = Tally(loss, be.xp)
-    with eval_mode(net), no_grad():  # no backward follows: keep nothing for one
+    with eval_mode(net):  # no backward follows: keep nothing for one
         for xb, yb in loader:
             out = net(xb)
             tally.add(loss(out, yb), out, yb)
@@ -112,10 +116,10 @@ def evaluate(net, loss, data, batch_size=1024):
 
 def predict(net, X, batch_size=1024):
     """The outputs of ``net`` on ``X (N, ...)``, concatenated ``(N, ...)`` on the net's device,
-    computed in eval mode, under :func:`~xpnet.layers.base.no_grad`, in batches of ``batch_size``."""
+    computed in eval mode (see :func:`eval_mode`) in batches of ``batch_size``."""
     be = net_backend(net, "predict")
     loader = _nonempty(DataLoader(X, batch_size=batch_size, backend=be), "predict")
-    with eval_mode(net), no_grad():
+    with eval_mode(net):
         outs = [net(xb) for xb in loader]
     return outs[0] if len(outs) == 1 else be.xp.concat(outs, axis=0)
 

@@ -1,10 +1,25 @@
 """PyTorch interop: ``to_torch(net)`` builds the same ``torch.nn`` model with the same weights,
-``from_torch(module)`` the reverse. Both go through the architecture spec and the state dict,
-whose names and layouts xpnet shares with ``torch.nn``.
+``from_torch(module)`` the reverse. Both recurse through the architecture spec
+(:mod:`xpnet.nets.spec`) and copy the state dict, whose names and layouts xpnet shares with
+``torch.nn``.
 
-Supported: ``torch.nn.Sequential`` (nested too) of the layers xpnet has under the same name,
-with the options xpnet implements (e.g. ``Conv2d(padding_mode="zeros")``). Anything else
-raises a ValueError naming the module.
+What converts, in either direction:
+
+- xpnet's layers and ``Sequential`` to and from the ``torch.nn`` classes of the same name, with
+  the options xpnet implements (e.g. ``Conv2d(padding_mode="zeros")``);
+- ``Residual`` and ``Concat`` to and from their torch twins, small ``torch.nn.Module`` classes
+  made here (:func:`torch_twin`), whose state-dict keys are xpnet's (``body.0.weight``,
+  ``shortcut.weight``; ``0.weight`` for a Concat's first branch);
+- a layer of your own registered with ``register(MyBlock, torch=MyTorchBlock)``: ``to_torch``
+  calls the twin as the spec builds ``MyBlock`` (``MyTorchBlock(**config)``, a ``*args``
+  argument's list passed positionally), with layer-valued arguments converted to torch modules
+  first. For ``from_torch`` the twin must be a class, and its instances must expose each config
+  field of ``MyBlock`` as an attribute of the same name (a child module, a list or
+  ``ModuleList`` of them, or a plain value); its children must be named so that its state-dict
+  keys equal those of ``MyBlock``.
+
+Tied parameters stay tied (one ``nn.Parameter`` in torch, one ``Parameter`` in xpnet), and every
+module keeps its own train/eval mode. Anything else raises a ValueError naming the module.
 """
 
 from __future__ import annotations
@@ -13,77 +28,230 @@ import inspect
 
 from .. import backends
 from . import spec as _spec
-from .evaluate import net_backend
 
-# options a torch module may carry beyond xpnet's config, with the values xpnet implements
+# options a torch module may carry beyond xpnet's config, with the values xpnet implements (an
+# option that the layer's config lists is carried through the spec instead: MaxPool2d's return_indices)
 _TORCH_ONLY = {
     "Conv2d": {"padding_mode": ("zeros",)},
-    "MaxPool2d": {"dilation": (1, (1, 1)), "return_indices": (False,), "ceil_mode": (False,)},
-    "AvgPool2d": {"ceil_mode": (False,), "count_include_pad": (True,), "divisor_override": (None,)},
     "Embedding": {"max_norm": (None,), "scale_grad_by_freq": (False,), "sparse": (False,)},
 }
+
+# arguments that torch.nn takes as tensors and xpnet's config gives as lists of numbers
+_TENSOR_ARGS = ("weight", "pos_weight")
+
+_BUILTIN_TWINS: dict = {}
+
+
+def torch_twin(kind):
+    """The torch class (or factory) that ``to_torch`` makes for xpnet's type ``kind``: a twin
+    given to :func:`~xpnet.nets.spec.register`, interop's own for Residual and Concat, or None."""
+    twin = _spec._TORCH_TWINS.get(kind)
+    if twin is None and kind in ("Residual", "Concat", "Reshape"):
+        twin = _builtin_twins(backends.torch_module())[kind]
+    return twin
+
+
+def _builtin_twins(torch):
+    """Residual, Concat and Reshape (which torch.nn lacks) as torch modules, made on first use so
+    that torch stays optional."""
+    if _BUILTIN_TWINS:
+        return _BUILTIN_TWINS
+    nn = torch.nn
+
+    class Residual(nn.Module):
+        """xpnet's Residual in torch: ``body(x) + shortcut(x)`` (``x`` when shortcut is None)."""
+
+        def __init__(self, body, shortcut=None):
+            super().__init__()
+            self.body = body
+            self.shortcut = shortcut
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    class Concat(nn.Module):
+        """xpnet's Concat in torch: ``cat([b(x) for b in branches], dim)``; branches named ``0``, ``1``, ..."""
+
+        def __init__(self, *branches, dim=1):
+            super().__init__()
+            for i, b in enumerate(branches):
+                self.add_module(str(i), b)
+            self.dim = dim
+
+        @property
+        def branches(self):
+            return list(self._modules.values())
+
+        def forward(self, x):
+            return torch.cat([b(x) for b in self._modules.values()], dim=self.dim)
+
+        def extra_repr(self):
+            return f"dim={self.dim}"
+
+    class Reshape(nn.Module):
+        """xpnet's Reshape in torch: each sample reshaped to ``shape``, the batch axis kept."""
+
+        def __init__(self, *shape):
+            super().__init__()
+            self.shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+        def forward(self, x):
+            return x.reshape(x.shape[0], *self.shape)
+
+        def extra_repr(self):
+            return ", ".join(str(s) for s in self.shape)
+
+    for cls in (Residual, Concat, Reshape):
+        # printed as torch prints modules (``Residual(...)``); found by pickle as ``interop.TorchResidual``
+        cls.__module__ = __name__
+        cls.__qualname__ = f"Torch{cls.__name__}"
+    _BUILTIN_TWINS.update(Residual=Residual, Concat=Concat, Reshape=Reshape)
+    return _BUILTIN_TWINS
+
+
+def __getattr__(name):
+    """``TorchResidual``, ``TorchConcat`` and ``TorchReshape``: the twins, made on first access (so
+    that a pickled torch model holding them loads in a fresh process)."""
+    if name in ("TorchResidual", "TorchConcat", "TorchReshape"):
+        return _builtin_twins(backends.torch_module())[name.removeprefix("Torch")]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_torch(net):
     """A ``torch.nn`` model equal to ``net``: same architecture, weights and buffers (copied),
-    dtype, and train/eval mode, on the CPU (``.to("cuda")`` it as usual)."""
+    tied parameters, dtype (float32 for a net without any state), and each module's train/eval
+    mode, on the CPU (``.to("cuda")`` it as usual)."""
     torch = backends.torch_module()
-    be = net_backend(net, "to_torch")
-    module = _torch_from_spec(torch, _spec.layer_spec(net))
-    state = {k: torch.from_numpy(be.to_numpy(v)) for k, v in net.state_dict().items()}
+    module = _torch_from_spec(torch, _spec.layer_spec(net), "net")
+    state = {k: torch.from_numpy(backends.to_numpy(v)) for k, v in net.state_dict().items()}
     dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
     module.to(dtype)
+    for group in net.tied_parameters():
+        first = module.get_parameter(group[0])
+        for name in group[1:]:
+            owner, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(owner), attr, first)
     module.load_state_dict(state)
     module.train(net.training)
+    for name, layer in net.named_modules():
+        try:
+            module.get_submodule(name).training = layer.training
+        except AttributeError:  # a twin may hold a parameterless layer under another name
+            pass
     return module
 
 
 def from_torch(module, *, backend=None, dtype=None):
     """An xpnet net equal to the ``torch.nn`` ``module``: same architecture, weights and
-    buffers (copied), train/eval mode; on ``backend`` (default: the current one) in ``dtype``
-    (default: the module's float dtype)."""
+    buffers (copied), tied parameters, each module's train/eval mode; on ``backend`` (default:
+    the current one) in ``dtype`` (default: the module's float dtype)."""
     torch = backends.torch_module()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch expected a torch.nn.Module, got {type(module).__name__}")
-    spec = _spec_from_torch(torch, module, "module")
+    spec = _spec_from_torch(torch, module, "module", _reverse_twins(torch))
     if dtype is None:
         dtype = next((str(v.dtype).removeprefix("torch.") for v in module.state_dict().values()
                       if v.is_floating_point()), "float32")  # buffers count: BatchNorm(affine=False)
     net = _spec.build(spec, backend=backend, dtype=dtype)
+    groups = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    for names in groups.values():
+        if len(names) > 1:
+            net.tie(*names)
     net.load_state_dict({k: v.detach() for k, v in module.state_dict().items()})
     net.train(module.training)
+    layers = dict(net.named_modules())
+    for name, m in module.named_modules():
+        if name in layers:
+            layers[name].training = m.training
     return net
 
 
-def _torch_from_spec(torch, spec):
+def _torch_from_spec(torch, spec, where):
     kind = spec["type"]
-    if kind == "Sequential":
-        return torch.nn.Sequential(*(_torch_from_spec(torch, s) for s in spec["layers"]))
-    cls = getattr(torch.nn, kind, None)
-    if cls is None:
-        raise ValueError(f"to_torch: torch.nn has no layer equal to xpnet's {kind}")
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "type"}
-    if "bias" in args and "affine" in args and "bias" not in inspect.signature(cls).parameters:
+    twin = torch_twin(kind)
+    cls = _spec._registry()[kind]
+    if twin is None:
+        if kind not in _spec.builtin_classes():
+            raise ValueError(f"to_torch: {where} is xpnet's {kind}, which has no torch twin; "
+                             f"register it with xpnet.register({kind}, torch=...)")
+        twin = getattr(torch.nn, kind, None)
+        if twin is None:
+            raise ValueError(f"to_torch: torch.nn has no layer equal to xpnet's {kind}")
+    args = {}
+    for k, v in spec.items():
+        if k == "type":
+            continue
+        if _spec._is_spec(v):
+            v = _torch_from_spec(torch, v, f"{where}.{k}")
+        elif isinstance(v, list) and any(_spec._is_spec(e) for e in v):
+            v = [_torch_from_spec(torch, e, f"{where}.{k}[{i}]") for i, e in enumerate(v)]
+        elif isinstance(v, list) and k in _TENSOR_ARGS and kind in _spec.builtin_classes():
+            v = torch.tensor(v, dtype=torch.float64)  # a loss's class weights: a tensor in torch
+        elif isinstance(v, list):
+            v = tuple(v)
+        args[k] = v
+    if "bias" in args and "affine" in args and "bias" not in inspect.signature(twin).parameters:
         # torch's BatchNorm took a bias option only recently; before, it has a bias exactly when affine
         if args["bias"] != args["affine"]:
             raise ValueError(f"to_torch: this torch's {kind} has no bias option; xpnet's has affine=True, bias=False")
         del args["bias"]
-    return cls(**args)
+    return _spec.construct(twin, args, _spec.var_positional(cls))
 
 
-def _spec_from_torch(torch, m, where):
+def _reverse_twins(torch):
+    """``{torch class: xpnet type name}`` for the twins (registered ones that are classes)."""
+    out = {cls: kind for kind, cls in _builtin_twins(torch).items()}
+    for kind, twin in _spec._TORCH_TWINS.items():
+        if isinstance(twin, type):
+            out[twin] = kind
+    return out
+
+
+def _spec_from_torch(torch, m, where, twins):
+    kind = twins.get(type(m))
+    if kind is not None:
+        return _twin_spec(torch, m, where, twins, kind)
     kind = type(m).__name__
     if isinstance(m, torch.nn.Sequential):
-        return {"type": "Sequential", "layers": [_spec_from_torch(torch, c, f"{where}[{i}]") for i, c in enumerate(m)]}
-    cls = _spec._registry().get(kind)
+        return {"type": "Sequential",
+                "layers": [_spec_from_torch(torch, c, f"{where}[{i}]", twins) for i, c in enumerate(m)]}
+    cls = _spec.builtin_classes().get(kind)
     if cls is None or type(m) is not getattr(torch.nn, kind, None):
         raise ValueError(f"from_torch: {where} is a {type(m).__module__}.{kind}, which xpnet has no layer for")
+    fields = _spec.config_fields(cls)
     for opt, allowed in _TORCH_ONLY.get(kind, {}).items():
+        if opt in fields:  # xpnet has the option now: its value goes through the config
+            continue
         value = getattr(m, opt)
         if (tuple(value) if isinstance(value, list) else value) not in allowed:
             raise ValueError(f"from_torch: {where} ({kind}) has {opt}={value!r}; xpnet implements only {opt}={allowed[0]!r}")
     out = {"type": kind}
-    for f in cls._config_fields:
+    for f in fields:
         v = getattr(m, f)
-        out[f] = (v is not None) if f == "bias" else list(v) if isinstance(v, tuple) else v
+        if f == "bias":
+            v = v is not None
+        elif isinstance(v, torch.Tensor):  # e.g. a loss's class weights
+            v = v.tolist()
+        out[f] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _twin_spec(torch, m, where, twins, kind):
+    out = {"type": kind}
+    for f in _spec.config_fields(_spec._registry()[kind]):
+        try:
+            v = getattr(m, f)
+        except AttributeError:
+            raise ValueError(f"from_torch: {where} ({type(m).__name__}, the torch twin of {kind}) has no attribute "
+                             f"{f!r}; a twin must expose each config field as an attribute") from None
+        here = f"{where}.{f}"
+        if isinstance(v, torch.nn.Module) and not isinstance(v, torch.nn.ModuleList):
+            v = _spec_from_torch(torch, v, here, twins)
+        elif isinstance(v, (list, tuple, torch.nn.ModuleList)) and any(isinstance(e, torch.nn.Module) for e in v):
+            v = [_spec_from_torch(torch, e, f"{here}[{i}]", twins) for i, e in enumerate(v)]
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f] = v
     return out

@@ -1,8 +1,9 @@
 """Adaptive optimizers with torch.optim's semantics, argument names and defaults: Adam, AdamW, RMSprop.
 
-Like :class:`~xpnet.nets.optim.SGD`, each one updates its own state buffers in place and
-rebinds the parameter (never mutates it). The formulas are those of torch's single-tensor
-(non-fused, non-foreach) implementation, so float64 results agree with torch to rounding.
+Like :class:`~xpnet.nets.optim.SGD`, each one takes parameter groups, updates its own state
+buffers in place and rebinds the parameter (never mutates it). The formulas are those of torch's
+single-tensor (non-fused, non-foreach) implementation, so float64 results agree with torch to
+rounding. Each parameter's state holds a Python-int ``step`` beside its arrays.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import numbers
 
 from .. import backends
-from .optim import Optimizer, _number
+from ..validate import nonnegative
+from .optim import Optimizer, _Hyper
 
 
 def _unit_interval(owner, name, value):
@@ -20,24 +22,7 @@ def _unit_interval(owner, name, value):
     return float(value)
 
 
-class _Stateful(Optimizer):
-    """An optimizer whose per-parameter state holds a Python-int ``step`` beside its arrays."""
-
-    def load_state_dict(self, sd):
-        """As :meth:`Optimizer.load_state_dict`; ``step`` (a Python int) is kept as an int."""
-        arrays = {"state": {}, "hyper": sd["hyper"]}
-        steps = {}
-        for i, st in sd["state"].items():
-            st = dict(st)
-            if "step" in st:
-                steps[int(i)] = int(st.pop("step"))
-            arrays["state"][i] = st
-        super().load_state_dict(arrays)
-        for i, step in steps.items():
-            self.state[i]["step"] = step
-
-
-class Adam(_Stateful):
+class Adam(Optimizer):
     """Adam (Kingma & Ba), as ``torch.optim.Adam``.
 
     ``g = grad + weight_decay * w``; ``m = beta1 * m + (1 - beta1) * g``;
@@ -46,27 +31,35 @@ class Adam(_Stateful):
     """
 
     _decoupled = False
+    betas = _Hyper()
+    eps = _Hyper()
+    weight_decay = _Hyper()
+    amsgrad = _Hyper()
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        super().__init__(params, lr)
-        name = type(self).__name__
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+    def _check(self, h, owner):
+        lr = super()._check(h, owner)["lr"]
+        betas = h["betas"]
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: betas must be a pair of numbers, got {betas!r}") from None
-        self.betas = (_unit_interval(name, "betas[0]", b1), _unit_interval(name, "betas[1]", b2))
-        self.eps = _number(name, "eps", eps)
-        self.weight_decay = _number(name, "weight_decay", weight_decay)
-        self.amsgrad = bool(amsgrad)
+            raise ValueError(f"{owner}: betas must be a pair of numbers, got {betas!r}") from None
+        betas = (_unit_interval(owner, "betas[0]", b1), _unit_interval(owner, "betas[1]", b2))
+        return {"lr": lr, "betas": betas, "eps": nonnegative(owner, "eps", h["eps"]),
+                "weight_decay": nonnegative(owner, "weight_decay", h["weight_decay"]),
+                "amsgrad": bool(h["amsgrad"])}
 
-    def _update(self, w, g, state):
+    def _update(self, w, g, state, group):
         xp = backends.namespace_of(w)
-        lr, wd, (beta1, beta2) = self.lr, self.weight_decay, self.betas
+        lr, wd, (beta1, beta2) = group["lr"], group["weight_decay"], group["betas"]
+        amsgrad = group["amsgrad"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = xp.zeros_like(w)
             state["exp_avg_sq"] = xp.zeros_like(w)
-            if self.amsgrad:
+            if amsgrad:
                 state["max_exp_avg_sq"] = xp.zeros_like(w)
         state["step"] += 1
         step = state["step"]
@@ -82,18 +75,14 @@ class Adam(_Stateful):
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         step_size = lr / bias_correction1
-        if self.amsgrad:
+        if amsgrad:
             state["max_exp_avg_sq"] = v = xp.maximum(state["max_exp_avg_sq"], v)
         denom = xp.sqrt(v) / bias_correction2_sqrt
-        denom += self.eps
+        denom += group["eps"]
         new = m / denom
         new *= -step_size
         new += w
         return new
-
-    def _hyper(self):
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
@@ -106,7 +95,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
-class RMSprop(_Stateful):
+class RMSprop(Optimizer):
     """RMSprop, as ``torch.optim.RMSprop``.
 
     ``g = grad + weight_decay * w``; ``s = alpha * s + (1 - alpha) * g * g``;
@@ -115,49 +104,53 @@ class RMSprop(_Stateful):
     else ``w = w - lr * g / avg``.
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
-        super().__init__(params, lr)
-        self.alpha = _number("RMSprop", "alpha", alpha)
-        self.eps = _number("RMSprop", "eps", eps)
-        self.weight_decay = _number("RMSprop", "weight_decay", weight_decay)
-        self.momentum = _number("RMSprop", "momentum", momentum)
-        self.centered = bool(centered)
+    alpha = _Hyper()
+    eps = _Hyper()
+    weight_decay = _Hyper()
+    momentum = _Hyper()
+    centered = _Hyper()
 
-    def _update(self, w, g, state):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                         centered=centered)
+
+    def _check(self, h, owner):
+        lr = super()._check(h, owner)["lr"]
+        return {"lr": lr, "alpha": nonnegative(owner, "alpha", h["alpha"]), "eps": nonnegative(owner, "eps", h["eps"]),
+                "weight_decay": nonnegative(owner, "weight_decay", h["weight_decay"]),
+                "momentum": nonnegative(owner, "momentum", h["momentum"]), "centered": bool(h["centered"])}
+
+    def _update(self, w, g, state, group):
         xp = backends.namespace_of(w)
-        alpha, mu = self.alpha, self.momentum
+        alpha, mu, wd = group["alpha"], group["momentum"], group["weight_decay"]
+        centered = group["centered"]
         if not state:
             state["step"] = 0
             state["square_avg"] = xp.zeros_like(w)
             if mu > 0:
                 state["momentum_buffer"] = xp.zeros_like(w)
-            if self.centered:
+            if centered:
                 state["grad_avg"] = xp.zeros_like(w)
         state["step"] += 1
-        if self.weight_decay:
-            g = g + w * self.weight_decay
+        if wd:
+            g = g + w * wd
         s = state["square_avg"]
         s *= alpha
         s += g * g * (1.0 - alpha)
-        if self.centered:
+        if centered:
             a = state["grad_avg"]
             a += (g - a) * (1.0 - alpha)
             avg = xp.sqrt(s - a * a)
         else:
             avg = xp.sqrt(s)
-        avg += self.eps
+        avg += group["eps"]
         if mu > 0:
             buf = state["momentum_buffer"]
             buf *= mu
             buf += g / avg
-            new = buf * -self.lr
+            new = buf * -group["lr"]
         else:
             new = g / avg
-            new *= -self.lr
+            new *= -group["lr"]
         new += w
         return new
-
-    def _hyper(self):
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered}
-

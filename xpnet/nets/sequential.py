@@ -57,6 +57,9 @@ class Sequential(Layer):
     def config(self):
         return {"layers": list(self.layers)}
 
+    def set_child(self, name, layer):
+        self.layers[int(name)] = layer
+
     def named_children(self):
         for i, layer in enumerate(self.layers):
             yield str(i), layer

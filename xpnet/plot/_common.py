@@ -11,6 +11,7 @@ import types
 
 from .. import backends
 from ..layers.base import Layer
+from ..nets.evaluate import eval_mode  # noqa: F401  (one inference mode, shared with evaluate/predict)
 
 INSTALL_HINT = "xpnet.plot needs matplotlib: pip install 'xpnet[plot]'"
 
@@ -154,25 +155,6 @@ def net_place(net, x_fallback):
         return backends.backend_of(x_fallback), None
     except TypeError:
         return backends.get("numpy"), None
-
-
-def _layers(layer):
-    yield layer
-    for _, child in layer.named_children():
-        yield from _layers(child)
-
-
-@contextlib.contextmanager
-def eval_mode(net):
-    """Evaluation mode (dropout off, running statistics) inside the block; afterwards every
-    layer gets back its own previous mode, so a net that was partly frozen stays so."""
-    saved = [(layer, layer.training) for layer in _layers(net)]
-    net.eval()
-    try:
-        yield
-    finally:
-        for layer, mode in saved:
-            layer.training = mode
 
 
 def predicted_labels(fn, out):

@@ -1,28 +1,50 @@
 """Finite-difference gradient checking for any layer or loss (public API).
 
-For a layer, the checked scalar is ``L = sum(y * w)`` with a fixed random cotangent
-``w``, so ``backward(w)`` must return ``dL/dx`` and add ``dL/dp`` into every
-``Parameter.grad``. For a loss, ``L`` is the loss itself and ``backward()`` is used.
+The checked scalar is ``L = sum_k sum(y_k * w_k)`` over the float outputs ``y_k`` of
+``module(*inputs)``, each with its own random cotangent ``w_k``; ``backward(*w)`` must then
+return ``dL/dx_i`` for every float input and ADD ``dL/dp`` into every trainable
+``Parameter.grad``. A loss is a layer with inputs ``(pred, target)``; its backward is called as
+``loss.backward(w, target_grad=True)`` and returns ``(dpred, dtarget)`` (``dtarget`` None for
+integer targets); ``w`` is a Python float when the loss is 0-d.
 
-Each of the input and every parameter is checked separately along ``directions``
-random unit-free directions ``v`` (Chainer's ``check_backward`` method):
+Each float input and each trainable parameter ``a`` is checked along ``directions`` random
+directions ``v`` (Chainer's ``check_backward``)::
 
     (L(a + eps v) - L(a - eps v)) / (2 eps)  ~=  <dL/da, v>
 
-Everything runs in float64 on the array's own backend and device. Random layers
-(dropout) are made deterministic by restoring the backend generator's state before
-every forward pass. The check also verifies the contract that ``backward`` *adds*
-into gradients (a second backward doubles them) and that ``dx`` has the input's
-shape, dtype and device.
+The cotangents and the directions are drawn from gradcheck's own numpy generator (seeded with
+``seed``), on the host in float64, every one independent of the others and of the layer's
+generator, then moved to their array's device with the backend's ``asarray``. (A direction
+equal to the cotangent would let a transposed matrix pass for the right one.) Random layers
+(dropout) are made deterministic by restoring the backend generators' state before every
+forward pass; the finite-difference forwards run under :func:`xpnet.no_grad`.
+
+Besides the values, gradcheck checks the contract: every returned gradient has its array's
+shape, dtype, device and type; integer inputs get ``None``; frozen parameters keep ``grad``
+None; ``backward(..., input_grad=False)`` returns ``None`` for every input and the same
+parameter gradients; a second backward ADDS into ``grad`` (``check_accumulation``); and every
+backward pops what its forward saved. The module's gradients, buffers (running statistics)
+and saved stacks are as before when gradcheck returns.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backends
+from ..layers.base import Layer, no_grad
+from ..validate import positive_int, positive_real
 
 
 class GradcheckError(AssertionError):
-    """Analytic and numeric gradients disagree; the message lists every mismatch."""
+    """Analytic and numeric gradients disagree, or backward breaks the layer contract; the
+    message lists every problem found."""
+
+
+def _is_loss(module):
+    from ..layers.losses import Loss
+
+    return isinstance(module, Loss)
 
 
 def _rng_reset(be):
@@ -39,104 +61,221 @@ def _close(num, ana, rtol, atol):
     return abs(num - ana) <= atol + rtol * max(abs(num), abs(ana))
 
 
-def gradcheck(module, x, target=None, *, eps=1e-6, rtol=1e-5, atol=1e-8, directions=2, check_accumulation=True):
+def _array_backend(what, a):
+    try:
+        return backends.backend_of(a)
+    except TypeError:
+        raise TypeError(f"gradcheck: {what} must be an array of a known backend, got {type(a).__name__}") from None
+
+
+def _describe(be, a):
+    return f"shape {tuple(a.shape)}, {be.dtype_name(a.dtype)}, {type(a).__name__} on {a.device}"
+
+
+def _matches(g, a):
+    return (
+        type(g) is type(a) and tuple(g.shape) == tuple(a.shape) and g.dtype == a.dtype and g.device == a.device
+    )
+
+
+def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, check_accumulation=True, seed=0):
     """Check ``module``'s backward against central finite differences; return True or raise.
 
     Args:
-        module: a Layer (``y = module(x)``, ``dx = module.backward(dy)``) or a Loss
-            (``L = module(x, target)``, ``dx = module.backward()``).
-        x: the float64 input (prediction, for a loss).
-        target: the loss target; ``None`` for layers.
+        module: a Layer (``y = module(*inputs)``, one array or a tuple; ``module.backward(*dys)``)
+            or a Loss (``L = module(pred, target)``; ``module.backward(dL, target_grad=True)``
+            gives ``(dpred, dtarget)``).
+        inputs: the arrays the module is called with; float ones must be float64 (they are
+            checked), integer ones (indices, class labels) get no gradient.
         eps, rtol, atol: step and tolerances; mismatch when ``|num - ana| > atol + rtol * max(|num|, |ana|)``.
-        directions: how many random directions per array.
+        directions: how many random directions per float input and per trainable parameter.
         check_accumulation: also check that a second backward adds the same gradients again.
+        seed: seeds gradcheck's own generator of cotangents and directions.
 
     Raises:
-        ValueError: inputs or parameters are not float64.
-        GradcheckError: a gradient, shape, dtype or device is wrong.
+        ValueError: a float input or a parameter is not float64.
+        GradcheckError: a gradient, shape, dtype or device is wrong, or the contract is broken.
     """
-    be = backends.backend_of(x)
-    xp = be.xp
-    f64 = be.dtype("float64")
-    is_loss = target is not None or not hasattr(module, "parameters")
-    params = [] if is_loss else list(module.named_parameters())
-    for name, a in [("input", x)] + [(n, p.data) for n, p in params]:
-        if a.dtype != f64:
+    if not isinstance(module, Layer):
+        raise TypeError(f"gradcheck expected a Layer or a Loss, got {type(module).__name__}")
+    if not inputs:
+        raise TypeError("gradcheck expected at least one input: gradcheck(module, x, ...)")
+    positive_int("gradcheck", "directions", directions)
+    positive_real("gradcheck", "eps", eps)
+    is_loss = _is_loss(module)
+    in_bes = [_array_backend(f"input {i}", a) for i, a in enumerate(inputs)]
+    params = list(module.named_parameters())
+    trained = [(n, p) for n, p in params if p.requires_grad]
+    frozen = [(n, p) for n, p in params if not p.requires_grad]
+    is_float = [be.is_float(a.dtype) for be, a in zip(in_bes, inputs)]
+    named = [(f"input {i}", be, a) for i, (be, a, f) in enumerate(zip(in_bes, inputs, is_float)) if f]
+    named += [(n, backends.backend_of(p.data), p.data) for n, p in params]
+    for name, be, a in named:
+        if be.dtype_name(a.dtype) != "float64":
             raise ValueError(
                 f"gradcheck needs float64 arrays, got {be.dtype_name(a.dtype)} for {name}; "
                 "call module.to(dtype='float64') and pass a float64 input"
             )
-    saved_grads = [p.grad for _, p in params]
-    reset = _rng_reset(be)
 
-    def forward(inp):
-        reset()
-        return module(inp, target) if is_loss else module(inp)
+    places = {id(be): be for be in in_bes + [be for _, be, _ in named]}
+    resets = [_rng_reset(be) for be in places.values()]  # dropout draws from its input's backend
+    modules = [m for _, m in module.named_modules()]
+    pending = [len(m.__dict__.get("_saved") or ()) for m in modules]
+    user_grads = [p.grad for _, p in params]
+    buffers = [(owner, attr, getattr(owner, attr)) for _, owner, attr, is_param in module.state_entries() if not is_param]
+    rng = np.random.default_rng(seed)
+    tag = repr(module)
 
-    y0 = forward(x)
-    w = None if is_loss else be.rng.normal(tuple(y0.shape), dtype=f64, device=x.device)
+    def forward(args):
+        for r in resets:
+            r()
+        out = module(*args)
+        return out if isinstance(out, tuple) else (out,)
 
-    def scalar(inp):
-        y = forward(inp)
-        return float(y) if is_loss else float(xp.sum(y * w))
-
-    def run_backward():
-        reset()
-        forward(x)
-        return module.backward() if is_loss else module.backward(w)
+    def backward(cts, input_grad):
+        kw = {"input_grad": input_grad}
+        if is_loss and input_grad:
+            kw["target_grad"] = True
+        return module.backward(*cts, **kw)
 
     try:
         for _, p in params:
             p.grad = None
-        dx = run_backward()
+        outs = forward(inputs)
+        tuple_out = len(outs) > 1
         errors = []
-        if dx is None or tuple(dx.shape) != tuple(x.shape) or dx.dtype != x.dtype or dx.device != x.device:
-            errors.append(
-                f"dx must match the input (shape {tuple(x.shape)}, {be.dtype_name(x.dtype)}, {x.device}), got "
-                + ("None" if dx is None else f"shape {tuple(dx.shape)}, {be.dtype_name(dx.dtype)}, {dx.device}")
-            )
-            raise GradcheckError("; ".join(errors))
-        grads = [p.grad for _, p in params]
-        for (name, p), g in zip(params, grads):
+        cts, hosts = [], []  # cotangents as passed to backward, and their host copies
+        for k, y in enumerate(outs):
+            be = _array_backend(f"output {k}", y)
+            if not be.is_float(y.dtype):
+                cts.append(None)
+                hosts.append(None)
+                continue
+            if be.dtype_name(y.dtype) != "float64":
+                errors.append(f"output {k}: float64 inputs and parameters gave a {be.dtype_name(y.dtype)} output")
+            w = rng.standard_normal(tuple(y.shape))
+            hosts.append(w)
+            cts.append(float(w) if is_loss and y.ndim == 0 else be.asarray(w))
+        if errors:
+            raise GradcheckError(f"gradcheck failed for {tag}:\n  " + "\n  ".join(errors))
+
+        def scalar(args):
+            with no_grad():
+                ys = forward(args)
+            total = 0.0
+            for y, w in zip(ys, hosts):
+                if w is not None:
+                    total += float(np.sum(backends.to_numpy(y) * w))
+            return total
+
+        def grads_of(result, what):
+            """The returned input gradients as a list, one per input; errors for a wrong form."""
+            several = is_loss or len(inputs) > 1
+            if not several:
+                if isinstance(result, tuple):
+                    errors.append(f"{what}: a one-input layer must return one array (or None), got a tuple of {len(result)}")
+                    return [None]
+                return [result]
+            if not isinstance(result, tuple) or len(result) != len(inputs):
+                got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+                errors.append(f"{what}: expected a tuple of {len(inputs)} input gradients, got {got}")
+                return [None] * len(inputs)
+            return list(result)
+
+        dxs = grads_of(backward(cts, True), "backward")
+        for i, (g, a, be, f) in enumerate(zip(dxs, inputs, in_bes, is_float)):
+            if not f:
+                if g is not None:
+                    errors.append(f"input {i} ({be.dtype_name(a.dtype)}) has no gradient: backward must return None for it")
+            elif g is None or not hasattr(g, "shape") or not _matches(g, a):
+                errors.append(
+                    f"input {i}: the gradient must match the input ({_describe(be, a)}), got "
+                    + ("None" if g is None else _describe(be, g) if hasattr(g, "shape") else type(g).__name__)
+                )
+        grads = [p.grad for _, p in trained]
+        for (name, p), g in zip(trained, grads):
+            be = backends.backend_of(p.data)
             if g is None:
                 errors.append(f"{name}: backward left grad None")
-            elif tuple(g.shape) != tuple(p.data.shape) or g.dtype != p.data.dtype or g.device != p.data.device:
-                errors.append(f"{name}: grad of shape {tuple(g.shape)} and dtype {be.dtype_name(g.dtype)} does not match the parameter")
+            elif not _matches(g, p.data):
+                errors.append(f"{name}: grad ({_describe(be, g)}) does not match the parameter ({_describe(be, p.data)})")
+        for name, p in frozen:
+            if p.grad is not None:
+                errors.append(f"{name} is frozen (requires_grad=False) but backward gave it a gradient")
         if errors:
-            raise GradcheckError("; ".join(errors))
+            raise GradcheckError(f"gradcheck failed for {tag}:\n  " + "\n  ".join(errors))
 
-        dirs_rng = be.rng
+        host_dxs = [None if g is None else backends.to_numpy(g) for g in dxs]
+        host_grads = [backends.to_numpy(g) for g in grads]
         for k in range(directions):
-            v = dirs_rng.normal(tuple(x.shape), dtype=f64, device=x.device)
-            num = (scalar(x + v * eps) - scalar(x - v * eps)) / (2 * eps)
-            ana = float(xp.sum(dx * v))
-            if not _close(num, ana, rtol, atol):
-                errors.append(f"input, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
-            for (name, p), g in zip(params, grads):
-                v = dirs_rng.normal(tuple(p.data.shape), dtype=f64, device=x.device)
+            for i, (a, be, f) in enumerate(zip(inputs, in_bes, is_float)):
+                if not f:
+                    continue
+                v = rng.standard_normal(tuple(a.shape))
+                dv = be.asarray(v * eps)
+                # asarray: numpy turns 0-d arithmetic into a scalar, which is not an array
+                args_p = inputs[:i] + (be.xp.asarray(a + dv),) + inputs[i + 1:]
+                args_m = inputs[:i] + (be.xp.asarray(a - dv),) + inputs[i + 1:]
+                num = (scalar(args_p) - scalar(args_m)) / (2 * eps)
+                ana = float(np.sum(host_dxs[i] * v))
+                if not _close(num, ana, rtol, atol):
+                    errors.append(f"input {i}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
+            for (name, p), g in zip(trained, host_grads):
+                v = rng.standard_normal(tuple(p.shape))
                 base = p.data
+                pb = backends.backend_of(base)
+                dv = pb.asarray(v * eps)
                 try:
-                    p.data = base + v * eps
-                    fp = scalar(x)
-                    p.data = base - v * eps
-                    fm = scalar(x)
+                    p.data = pb.xp.asarray(base + dv)
+                    fp = scalar(inputs)
+                    p.data = pb.xp.asarray(base - dv)
+                    fm = scalar(inputs)
                 finally:
                     p.data = base
                 num = (fp - fm) / (2 * eps)
-                ana = float(xp.sum(g * v))
+                ana = float(np.sum(g * v))
                 if not _close(num, ana, rtol, atol):
                     errors.append(f"{name}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
 
-        if check_accumulation and params:
-            run_backward()
-            for (name, p), g in zip(params, grads):
-                expect = g * 2.0
-                gap = float(xp.max(xp.abs(p.grad - expect)))
-                if gap > atol + rtol * float(xp.max(xp.abs(expect))):
+        # input_grad=False: no input gradient, the same parameter gradients
+        for _, p in trained:
+            p.grad = None
+        forward(inputs)
+        result = backward(cts, False)
+        if not (result is None or (isinstance(result, tuple) and all(r is None for r in result))):
+            errors.append("backward(..., input_grad=False) must return None for every input")
+        for (name, p), g in zip(trained, host_grads):
+            if p.grad is None:
+                errors.append(f"{name}: backward(..., input_grad=False) left grad None")
+                continue
+            gap = float(np.max(np.abs(backends.to_numpy(p.grad) - g), initial=0.0))
+            if gap > atol + rtol * float(np.max(np.abs(g), initial=0.0)):
+                errors.append(f"{name}: backward(..., input_grad=False) gives another gradient (max gap {gap:.3g})")
+
+        if check_accumulation and trained and all(p.grad is not None for _, p in trained):
+            firsts = [backends.to_numpy(p.grad) for _, p in trained]
+            forward(inputs)
+            backward(cts, True)
+            for (name, p), g, first in zip(trained, host_grads, firsts):
+                expect = first + g
+                gap = float(np.max(np.abs(backends.to_numpy(p.grad) - expect), initial=0.0))
+                if gap > atol + rtol * float(np.max(np.abs(expect), initial=0.0)):
                     errors.append(f"{name}: a second backward must add into grad (max gap {gap:.3g}); did it overwrite?")
+
+        for m, n0 in zip(modules, pending):
+            n = len(m.__dict__.get("_saved") or ())
+            if n != n0:
+                errors.append(f"{m._tag()} holds {n - n0} saved entries after as many backwards as forwards: "
+                              "backward must pop what forward saved (self.saved())")
         if errors:
-            raise GradcheckError(f"gradcheck failed for {module!r}:\n  " + "\n  ".join(errors))
+            raise GradcheckError(f"gradcheck failed for {tag}:\n  " + "\n  ".join(errors))
         return True
     finally:
-        for (_, p), g in zip(params, saved_grads):
+        for (_, p), g in zip(params, user_grads):
             p.grad = g
+        for owner, attr, value in buffers:
+            setattr(owner, attr, value)
+        for m, n0 in zip(modules, pending):
+            stack = m.__dict__.get("_saved")
+            if stack:
+                del stack[n0:]

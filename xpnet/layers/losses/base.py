@@ -1,0 +1,224 @@
+"""The Loss base class: reductions, the upstream gradient, class-weight buffers and their checks.
+
+A loss is a two-input layer: ``forward(pred, target)`` returns the reduced loss and
+``backward(dy=1.0, *, input_grad=True, target_grad=False)`` returns ``d(loss)/d(pred)`` (and,
+with ``target_grad=True``, the pair ``(dpred, dtarget)``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ... import backends
+from ...validate import choice
+from .._checks import place, require_array, require_float, shape_str
+from ..base import Layer
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+class Loss(Layer):
+    """Base class of the losses.
+
+    ``forward(pred, target)`` computes the per-element loss ``l`` and reduces it:
+    ``reduction="none"`` returns ``l`` (shape of the per-element / per-sample loss),
+    ``"sum"`` returns ``sum(l)`` and ``"mean"`` ``sum(l) / D`` (0-d arrays), where ``D`` is the
+    number of elements, or what the loss documents (a sum of class weights).
+
+    ``backward(dy=1.0, *, input_grad=True, target_grad=False)``, after one forward:
+
+    - ``dy``: the gradient flowing into the loss's output: a Python number or a 0-d array
+      for ``"mean"``/``"sum"`` (default 1.0: ``loss.backward()``), an array of the loss's
+      shape for ``"none"`` (a number too when that shape is ``()``); in pred's dtype.
+      ``dy=None`` (nobody used the loss) pops what forward kept and returns None.
+    - returns ``dpred``, or ``(dpred, dtarget)`` with ``target_grad=True`` (``dtarget`` is None
+      for integer class targets; ``dpred`` None with ``input_grad=False``). With neither
+      gradient asked for, it returns None and computes nothing.
+
+    Non-trainable class weights are buffers (``_buffer_names``), so they appear in
+    ``state_dict()`` under torch's names and move with ``.to(backend, dtype)``.
+    """
+
+    _config_fields = ("reduction",)
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = choice(type(self).__name__, "reduction", reduction, REDUCTIONS)
+
+    def forward(self, pred, target):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = False):
+        saved = self.saved()
+        if dy is None or not (input_grad or target_grad):
+            return (None, None) if target_grad else None
+        dpred, dtarget = self._backward(saved, dy, input_grad, target_grad)
+        if target_grad:
+            return (dpred if input_grad else None), dtarget
+        return dpred
+
+    def _backward(self, saved, dy, input_grad, target_grad):
+        """``(dpred, dtarget)`` from what forward saved (either may be None)."""
+        raise NotImplementedError
+
+    # -- reductions and the upstream gradient -----------------------------------------
+    def _reduce(self, xp, per, denom):
+        """The output from the per-element loss ``per``; ``denom``: the divisor of "mean"."""
+        if self.reduction == "none":
+            return as_array(xp, per)
+        total = xp.sum(per)
+        if self.reduction == "mean":
+            total = _divide(total, denom)
+        return xp.asarray(total)  # numpy reductions give scalars: always a 0-d array
+
+    def _seed(self, dy, ref, loss_shape, denom):
+        """``dy`` times d(output)/d(per-element loss): a Python float, a 0-d array ("mean"/"sum")
+        or an array of ``loss_shape`` ("none"), after checking ``dy`` against ``ref`` (pred)."""
+        if isinstance(dy, numbers.Real) and not isinstance(dy, bool):
+            if self.reduction == "none" and loss_shape != ():
+                raise ValueError(
+                    f"{self._tag()}.backward expected dy of shape {shape_str(loss_shape)} (the loss's, "
+                    f"reduction='none'), got the number {dy!r}"
+                )
+            dy = float(dy)  # a numpy float64 scalar would promote float32 gradients
+        else:
+            self._check_dy(dy, ref, loss_shape if self.reduction == "none" else ())
+        return _divide(dy, denom) if self.reduction == "mean" else dy
+
+    def _check_dy(self, dy, ref, shape):
+        tag = f"{self._tag()}.backward"
+        try:
+            backends.backend_of(dy)
+        except TypeError:
+            raise TypeError(f"{tag} expected dy to be a number or an array, got {type(dy).__name__}") from None
+        if type(dy) is not type(ref) or dy.device != ref.device:
+            raise ValueError(f"{tag} got dy on {place(dy)} but the loss was computed on {place(ref)}")
+        if dy.dtype != ref.dtype:
+            be = backends.backend_of(ref)
+            raise TypeError(
+                f"{tag} expected dy of dtype {be.dtype_name(ref.dtype)} (the prediction's), "
+                f"got {backends.backend_of(dy).dtype_name(dy.dtype)}"
+            )
+        if tuple(dy.shape) != tuple(shape):
+            raise ValueError(
+                f"{tag} expected dy of shape {shape_str(shape)} (the loss's, reduction={self.reduction!r}), "
+                f"got {shape_str(dy.shape)}"
+            )
+
+    # -- input checks -------------------------------------------------------------------
+    def _check_pair(self, pred, target):
+        """Float prediction; target of the same backend, device, dtype and shape. Returns xp."""
+        tag = self._tag()
+        be = require_float(tag, pred, "prediction")
+        self._check_target_place(target, pred)
+        if target.dtype != pred.dtype:
+            raise target_dtype_error(tag, target, pred)
+        if tuple(target.shape) != tuple(pred.shape):
+            raise ValueError(
+                f"{tag} expected target of shape {shape_str(pred.shape)} (the prediction's), "
+                f"got {shape_str(target.shape)}"
+            )
+        return be.xp
+
+    def _check_target_place(self, target, pred, what="prediction"):
+        require_array(self._tag(), target, "target")
+        if type(target) is not type(pred) or target.device != pred.device:
+            raise ValueError(
+                f"{self._tag()} got its target on {place(target)} but the {what} on {place(pred)}; "
+                "move the target with backends.get(...).asarray(...)"
+            )
+
+    def _check_buffer(self, b, name, ref, what):
+        """The buffer ``b`` (a class weight) must live where ``ref`` (pred) lives, in its dtype."""
+        if type(b) is not type(ref) or b.device != ref.device:
+            raise ValueError(
+                f"{self._tag()} has its {name} on {place(b)} but the {what} on {place(ref)}; "
+                f"move the loss with .to({backends.backend_of(ref).label!r})"
+            )
+        if b.dtype != ref.dtype:
+            got = backends.backend_of(ref).dtype_name(ref.dtype)
+            raise TypeError(
+                f"{self._tag()} has a {backends.backend_of(b).dtype_name(b.dtype)} {name} but {got} {what}; "
+                f"move the loss with .to(dtype={got!r})"
+            )
+
+    # -- buffers ------------------------------------------------------------------------
+    def _as_buffer(self, value, name, backend, dtype):
+        """``value`` (None, a number, a (nested) list/tuple of numbers, a numpy array or an array
+        of any backend) as a new float array on ``backend`` (default: the current one) in ``dtype``
+        (default float32), or None."""
+        if value is None:
+            return None
+        tag = type(self).__name__
+        if isinstance(value, (bool, str, bytes)) or not (
+            isinstance(value, (numbers.Real, list, tuple)) or hasattr(value, "shape")
+        ):
+            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)}")
+        if isinstance(value, (list, tuple)) and not _all_numbers(value):
+            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)}")
+        if hasattr(value, "shape"):
+            src = require_array(tag, value, name)
+            if not (src.is_float(value.dtype) or value.dtype in src.int_dtypes):
+                raise TypeError(f"{tag}: {name} must hold numbers, got an array of {src.dtype_name(value.dtype)}")
+        be = backends.get(backend)
+        dt = be.dtype("float32" if dtype is None else dtype)
+        if not be.is_float(dt):
+            raise ValueError(f"{tag}: dtype must be a floating-point dtype, got {be.dtype_name(dt)!r}")
+        try:
+            return be.asarray(value, dtype=dt, copy=True)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)} ({e})") from None
+
+    def config(self) -> dict:
+        """The constructor arguments (``type(loss)(**loss.config())`` rebuilds it), JSON-compatible:
+        buffers (class weights) as nested lists of floats, read back to the host."""
+        return {f: host_list(getattr(self, f)) if f in self._buffer_names else getattr(self, f)
+                for f in self._config_fields}
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+    def _tag(self):
+        return type(self).__name__
+
+
+def as_array(xp, x):
+    """``x``, or a 0-d array of it where numpy turned a 0-d result into a scalar."""
+    return xp.asarray(x) if x.ndim == 0 else x
+
+
+def host_list(a):
+    """A (nested) list of Python floats (a float for a 0-d array), or None."""
+    return None if a is None else backends.to_numpy(a).astype("float64").tolist()
+
+
+def target_dtype_error(tag, target, pred):
+    be = backends.backend_of(target)
+    want = backends.backend_of(pred).dtype_name(pred.dtype)
+    got = be.dtype_name(target.dtype)
+    if be.is_float(target.dtype):
+        return TypeError(
+            f"{tag} expected a {want} target to match the prediction, got {got}; "
+            f"convert it with xp.astype(target, xp.{want})"
+        )
+    return TypeError(
+        f"{tag} expected a floating-point ({want}) target, got {got}; convert it with xp.astype(target, xp.{want})"
+    )
+
+
+def _divide(total, denom):
+    # a "mean" over nothing is NaN, as in torch (a device 0/0 gives it; a Python 0 would raise)
+    if type(denom) in (int, float) and denom == 0:
+        return total * math.nan
+    return total / denom
+
+
+def _all_numbers(v):
+    if isinstance(v, (list, tuple)):
+        return all(_all_numbers(e) for e in v)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _short(obj):
+    s = repr(obj)
+    return s if len(s) <= 60 else s[:57] + "..."
