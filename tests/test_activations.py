@@ -13,7 +13,6 @@ import xpnet
 from xpnet import backends
 from xpnet.testing import gradcheck
 from tests.conftest import host
-from tests.torch_module_samples import check_module_samples
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-6)}
 
@@ -46,21 +45,6 @@ def close(ours, theirs, dtype, what):
     assert a.shape == b.shape, f"{what}: shape {a.shape} != torch {b.shape}"
     assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != torch {b.dtype}"
     np.testing.assert_allclose(a, b, err_msg=what, **TOL[dtype])
-
-
-# ----------------------------------------------------------------------------------------
-# torch's own samples (module_db)
-# ----------------------------------------------------------------------------------------
-
-# samples per module in module_db (the same list in training and eval mode)
-SAMPLE_COUNTS = {"ReLU": 4, "LeakyReLU": 5, "Sigmoid": 4, "Tanh": 3, "Softmax": 3}
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("name", list(MAKERS))
-def test_module_db_samples_match_torch(backend, torch, name, training):
-    n = check_module_samples(backend, torch, name, lambda *a, **k: MAKERS[name](*a, **k), training)
-    assert n == SAMPLE_COUNTS[name]
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Conv2d: gradients (float64 finite differences), parity with torch.nn.Conv2d (outputs and every
 gradient, float64 and float32, alone and inside a trained Sequential), initialisation, printing,
 the layer contract (unbatched input, one layer applied several times before its backwards,
-input_grad=False, frozen parameters, no_grad), PyTorch's own module_db samples, and every error
-a user may meet, on every backend present.
+input_grad=False, frozen parameters, no_grad), and every error a user may meet, on every backend present.
 
 Both of Conv2d's im2col methods are covered: the "shift" one (stride 1) and the windowed one
 (any stride; forced on stride 1 by setting ``_shift_max_waste = -1`` on the instance).
@@ -365,45 +364,6 @@ def test_none_gradient_pops_and_returns_none(backend):
     layer(backend.rng.normal((1, 2, 4, 4)))
     assert layer.backward(None) is None
     assert layer.pending == 0 and layer.weight.grad is None
-
-
-# ----------------------------------------------------------------------------------------
-# PyTorch's own samples (torch.testing._internal.common_modules.module_db)
-# ----------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_module_db_samples_match_torch(backend, torch, training):
-    pytest.importorskip("expecttest", reason="torch's module_db needs expecttest")
-    from torch.testing._internal.common_modules import module_db
-
-    infos = [m for m in module_db if m.module_cls is torch.nn.Conv2d]
-    assert infos, "module_db has no nn.Conv2d entry"
-    gen = torch.Generator().manual_seed(0)
-    count = 0
-    for info in infos:
-        for sample in info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=True,
-                                              training=training):
-            c, f = sample.constructor_input, sample.forward_input
-            what = f"{sample.desc or 'sample'} {c.args} {c.kwargs} on {[tuple(a.shape) for a in f.args]}"
-            assert not f.kwargs, what
-            tlayer = info.module_cls(*c.args, **c.kwargs).to(torch.float64).train(training)
-            layer = Conv2d(*c.args, **c.kwargs, dtype="float64").train(training)
-            layer.load_state_dict(tlayer.state_dict())
-            (xt,) = f.args
-            yt = tlayer(xt)
-            dyt = torch.randn(yt.shape, generator=gen, dtype=torch.float64)
-            tparams = dict(tlayer.named_parameters())
-            grads = torch.autograd.grad(yt, [xt, *tparams.values()], dyt)
-            y = layer(backend.asarray(xt.detach().numpy(), dtype="float64"))
-            dx = layer.backward(backend.asarray(dyt.numpy(), dtype="float64"))
-            _close(y, yt, "float64", f"output of {what}")
-            _close(dx, grads[0], "float64", f"dx of {what}")
-            ours = dict(layer.named_parameters())
-            assert set(ours) == set(tparams), what
-            for name, g in zip(tparams, grads[1:]):
-                _close(ours[name].grad, g, "float64", f"{name} grad of {what}")
-            count += 1
-    assert count >= 4
 
 
 # ----------------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ def floats(be, *shape, dtype="float32"):
 
 def test_linear_shape_mismatch_names_layer_expected_and_got(backend):
     layer = xn.Linear(784, 256)
-    with pytest.raises(ValueError, match=re.escape("Linear(784 -> 256) expected input of shape (N, 784), got (32, 28, 28)")):
+    with pytest.raises(ValueError, match=re.escape("Linear(784 -> 256) expected input of shape (*, 784), got (32, 28, 28)")):
         layer(floats(backend, 32, 28, 28))
-    with pytest.raises(ValueError, match=re.escape("Linear(784 -> 256) expected input of shape (N, 784), got (32, 100)")):
+    with pytest.raises(ValueError, match=re.escape("Linear(784 -> 256) expected input of shape (*, 784), got (32, 100)")):
         layer(floats(backend, 32, 100))
 
 
 def test_shape_error_inside_sequential_names_the_layer(backend):
     net = xn.Sequential(xn.Linear(4, 8), xn.ReLU(), xn.Linear(6, 2))
-    with pytest.raises(ValueError, match=re.escape("Linear(6 -> 2) expected input of shape (N, 6), got (3, 8)")):
+    with pytest.raises(ValueError, match=re.escape("Linear(6 -> 2) expected input of shape (*, 6), got (3, 8)")):
         net(floats(backend, 3, 4))
 
 

@@ -651,3 +651,16 @@ def test_empty_data_is_an_error_that_names_the_function():
         xn_.fit(net, xn_.CrossEntropyLoss(), xn_.SGD(net, lr=0.1), (X, y))
     with pytest.raises(ValueError, match=r"^evaluate: no batches"):
         xn_.evaluate(net, xn_.CrossEntropyLoss(), (X, y))
+
+
+def test_fit_refuses_a_loss_that_does_not_reduce_and_evaluate_sums_it():
+    be = backends.get("numpy")
+    X, y = xn.data.load_digits("train", backend=be, flatten=True)
+    with backends.use(be):
+        net = xn.Sequential(xn.Linear(64, 10))
+    with pytest.raises(ValueError, match=r"^fit: the loss must reduce to one number to train on, got "
+                                         r"CrossEntropyLoss\(reduction='none'\); use reduction='mean' or 'sum'"):
+        xn.fit(net, xn.CrossEntropyLoss(reduction="none"), xn.SGD(net, lr=0.1), (X, y), epochs=1, progress=False)
+    per = xn.evaluate(net, xn.CrossEntropyLoss(reduction="none"), (X, y))
+    mean = xn.evaluate(net, xn.CrossEntropyLoss(), (X, y))
+    assert per["accuracy"] == mean["accuracy"] and abs(per["loss"] - mean["loss"]) < 1e-5

@@ -233,8 +233,15 @@ def test_from_torch_not_a_module(torch):
 
 
 def test_to_torch_unsupported(torch):
-    with pytest.raises(ValueError, match=r"^to_torch: torch\.nn has no layer equal to xpnet's Reshape$"):
-        xn.to_torch(xn.Sequential(xn.Linear(4, 4), xn.Sequential(xn.Reshape(2, 2))))
+    class Unregistered(xn.Layer):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match=r"cannot describe .*Unregistered: it is not a registered layer"):
+        xn.to_torch(xn.Sequential(xn.Linear(4, 4), Unregistered()))
+    # torch.nn has no Reshape: interop's own twin stands in
+    m = xn.to_torch(xn.Sequential(xn.Linear(4, 4), xn.Sequential(xn.Reshape(2, 2))))
+    assert type(m[1][0]) is xn.nets.interop.torch_twin("Reshape") and m(torch.zeros(3, 4)).shape == (3, 2, 2)
 
     # a net without any state converts too (there is nothing to copy)
     m = xn.to_torch(xn.Sequential(xn.ReLU(), xn.Concat(xn.Identity(), xn.Tanh(), dim=-1)))

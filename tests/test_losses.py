@@ -4,15 +4,15 @@
   reductions, class weights, pos_weight broadcasting, ignore_index, label smoothing, class-index
   and probability targets, (N, C) / (N, C, d1, ..., dk) / unbatched logits, 0-d predictions,
   with a random upstream gradient (float64 to 1e-10, float32 to 1e-5)
-- every sample of torch's own module_db for the three losses, in training and eval mode
 - float64 gradchecks (xpnet.testing.gradcheck: d/dpred and d/dtarget) over the same options
 - the backward contract (dy, dy=None, input_grad/target_grad, the stack of forwards), buffers
   (state_dict, .to, config), and every error message
+
+torch's own module_db samples of the three losses run in tests/test_module_db.py.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
@@ -228,73 +228,6 @@ def test_all_targets_ignored_gives_nan_mean_and_zero_gradient_as_torch(backend, 
 # -- torch's own samples -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def _module_info(name):
-    pytest.importorskip("expecttest", reason="module_db needs expecttest (pip install expecttest)")
-    from torch.testing._internal.common_modules import module_db
-
-    found = [m for m in module_db if m.module_cls.__name__ == name]
-    assert found, f"module_db has no samples for torch.nn.{name}"
-    return found[0]
-
-
-def module_db_mismatches(backend, torch, name, training):
-    """``(count, refused, mismatched)`` over every module_db sample of ``torch.nn.<name>``: output,
-    d/dpred and d/dtarget (for every float target) in float64, weights loaded from the sample."""
-    info = _module_info(name)
-    count, refused, mismatched = 0, [], []
-    torch.manual_seed(0)  # the samples are random tensors: the same ones on every run
-    samples = info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=True, training=training)
-    for i, s in enumerate(samples):
-        what = f"{name} sample {i} {s.desc!r} ({'train' if training else 'eval'})"
-        args, kwargs = s.constructor_input.args, s.constructor_input.kwargs
-        theirs = info.module_cls(*args, **kwargs).train(training)
-        raw = [t.detach() for t in s.forward_input.args]
-        try:
-            cls = getattr(xn, name)
-            placement = {"dtype": "float64"} if cls._buffer_names else {}  # the class weights' dtype
-            ours = cls(*args, **kwargs, **placement).train(training)
-            assert set(ours.state_dict()) == set(theirs.state_dict()), f"{what}: state_dict keys"
-            for k, v in theirs.state_dict().items():
-                close(ours.state_dict()[k], v, "float64", f"{what}: {k}")
-            xs = [on(backend, t.numpy(), "float64") for t in raw]
-            y = ours(*xs, **s.forward_input.kwargs)
-        except (TypeError, ValueError) as e:
-            refused.append(f"{what}: {e}")
-            continue
-        count += 1
-        try:
-            xts = [t.clone().requires_grad_(t.is_floating_point()) for t in raw]
-            yt = theirs(*xts, **s.forward_input.kwargs)
-            g = np.random.default_rng(100 + i).standard_normal(tuple(yt.shape))
-            dpred, dtarget = ours.backward(backend.asarray(g, dtype="float64"), target_grad=True)
-            wrt = [t for t in xts if t.requires_grad]
-            grads = torch.autograd.grad(yt, wrt, torch.from_numpy(g))
-            close(y, yt, "float64", f"{what}: output")
-            close(dpred, grads[0], "float64", f"{what}: dpred")
-            if len(wrt) == 2:
-                assert dtarget is not None, f"{what}: no target gradient"
-                close(dtarget, grads[1], "float64", f"{what}: dtarget")
-            else:
-                assert dtarget is None, f"{what}: a gradient for integer targets"
-            assert ours.pending == 0, f"{what}: backward left saved entries"
-        except AssertionError as e:
-            mismatched.append(str(e))
-    return count, refused, mismatched
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("name", ["MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss"])
-def test_every_module_db_sample_matches_torch(backend, torch, name, training):
-    count, refused, mismatched = module_db_mismatches(backend, torch, name, training)
-    assert not refused, f"{len(refused)} samples refused:\n" + "\n".join(refused)
-    assert not mismatched, f"{len(mismatched)} of {count} samples differ:\n" + "\n".join(mismatched)
-    assert count > 0
-
-
-# -- finite differences ------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
 def test_cross_entropy_gradcheck(backend, reduction, probabilities):
@@ -508,6 +441,8 @@ def test_a_loss_is_a_layer_but_not_for_sequential():
     (lambda: xn.BCEWithLogitsLoss(weight=np.array([True])), TypeError, "BCEWithLogitsLoss: weight must hold numbers, got an array of bool"),
     (lambda: xn.BCEWithLogitsLoss(weight=[[1.0], [2.0, 3.0]]), TypeError, "BCEWithLogitsLoss: weight must be None, a list of numbers or an array"),
     (lambda: xn.BCEWithLogitsLoss(weight=[1.0], dtype="int64"), ValueError, "BCEWithLogitsLoss: dtype must be a floating-point dtype, got 'int64'"),
+    (lambda: xn.CrossEntropyLoss(dtype="int32"), ValueError, "CrossEntropyLoss: dtype must be a floating-point dtype, got 'int32'"),
+    (lambda: xn.CrossEntropyLoss(backend="no-such-backend"), ValueError, "no-such-backend"),
 ])
 def test_bad_constructor_arguments(make, error, message):
     with pytest.raises(error, match=re.escape(message)):

@@ -1,6 +1,9 @@
 """The yardstick: PyTorch's own module test samples (``torch.testing._internal.common_modules.module_db``)
 for every torch.nn module type that xpnet has under the same name, each sample in training and in
-eval mode, on numpy in float64.
+eval mode, in float64, on numpy, on array_api_strict's simulated second device (the strictest:
+it rejects any array made without ``device=``), on torch CPU, and on CuPy and torch CUDA where a
+GPU is usable (skipped with the reason elsewhere; ``XPNET_TEST_BACKENDS`` selects, as everywhere).
+This file is the one place that runs module_db: the per-layer test files do not repeat it.
 
 For each sample: build the torch module and the xpnet layer from the sample's constructor
 arguments (tensors become numpy arrays), give both the same random weights and buffers through
@@ -28,6 +31,7 @@ import pytest
 
 import xpnet as xn
 from xpnet import backends
+from tests.conftest import BACKEND_PARAMS
 
 RTOL = 1e-10
 MODES = (("train", True), ("eval", False))
@@ -153,14 +157,15 @@ def _positional(module, args, kwargs):
     return list(bound.args)
 
 
-def check_sample(name, mode, index):
-    """Compare one sample; raises Refused or Mismatch (first line: what), returns None when all match."""
+def check_sample(name, mode, index, spec="numpy"):
+    """Compare one sample on backend ``spec``; raises Refused or Mismatch (first line: what),
+    returns None when all match."""
     import torch
 
     training = dict(MODES)[mode]
     sample = samples(name, training)[index]
     info = module_infos()[name]
-    be = backends.get("numpy")
+    be = backends.get(spec)
     rng = np.random.default_rng(zlib.crc32(f"{name}-{index}-{mode}".encode()))
     cargs, ckwargs = sample.constructor_input.args, sample.constructor_input.kwargs
     module = info.module_cls(*cargs, **ckwargs).to(torch.float64).train(training)
@@ -168,7 +173,8 @@ def check_sample(name, mode, index):
     targs = _positional(module, sample.forward_input.args, sample.forward_input.kwargs)
 
     try:
-        layer = xpnet_class(name)(*_to_xpnet(be, cargs), **_to_xpnet(be, ckwargs)).to("numpy", "float64")
+        with backends.use(be):
+            layer = xpnet_class(name)(*_to_xpnet(be, cargs), **_to_xpnet(be, ckwargs)).to(be, "float64")
         layer.train(training)
         layer.load_state_dict({k: v.detach().numpy() for k, v in state.items()})
         xargs = [_to_xpnet(be, a) for a in targs]
@@ -231,10 +237,10 @@ def check_sample(name, mode, index):
         _compare(g, tg, f"gradient of {pname}")
 
 
-def run_one(name, mode, index):
+def run_one(name, mode, index, spec="numpy"):
     """``("matched" | "refused" | "mismatched", first line of the problem or "")``."""
     try:
-        check_sample(name, mode, index)
+        check_sample(name, mode, index, spec)
     except Refused as e:
         return "refused", str(e).splitlines()[0] if str(e) else "refused"
     except Mismatch as e:
@@ -266,10 +272,15 @@ def _params():
     return [pytest.param(s, id=f"{s[0]}-{s[2]}-{s[1]}") for s in sample_ids()]
 
 
+# array_api_strict's default device adds nothing that device1 does not check
+BACKENDS = [p for p in BACKEND_PARAMS if p.values[0] != "array_api_strict"]
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
 @pytest.mark.parametrize("sample", _params())
-def test_module_db_sample(sample):
+def test_module_db_sample(sample, spec):
     name, mode, index = sample
-    status, why = run_one(name, mode, index)
+    status, why = run_one(name, mode, index, spec)
     if status != "matched":
         desc = samples(name, dict(MODES)[mode])[index].desc
         pytest.fail(f"{status} ({desc or 'no desc'}): {why}", pytrace=False)

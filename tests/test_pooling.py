@@ -1,7 +1,6 @@
 """MaxPool2d, AvgPool2d and AdaptiveAvgPool2d: float64 gradient checks on random geometries (every
 option: dilation, ceil mode, count_include_pad, divisor_override, return_indices), parity with
-torch.nn (outputs, indices and input gradients, float64 and float32), PyTorch's own module_db
-samples, max-pool tie-breaking exactly as PyTorch's CPU kernel, the saved-value stack (a pool
+torch.nn (outputs, indices and input gradients, float64 and float32), max-pool tie-breaking exactly as PyTorch's CPU kernel, the saved-value stack (a pool
 applied twice, dy=None, input_grad=False, no_grad), and every error a user may meet. Every test
 runs on every backend."""
 
@@ -213,51 +212,6 @@ def test_avgpool_options_match_torch(backend, torch, geo, include_pad, divisor, 
 def test_repr_matches_torch(backend, torch):
     for name, args, kwargs, _ in PARITY:
         assert repr(OURS[name](*args, **kwargs)) == repr(getattr(torch.nn, name)(*args, **kwargs))
-
-
-# ----------------------------------------------------------------------------------------
-# PyTorch's own samples (module_db)
-# ----------------------------------------------------------------------------------------
-
-def module_samples(torch, name, training):
-    pytest.importorskip("expecttest", reason="module_db needs expecttest (pip install expecttest)")
-    from torch.testing._internal.common_modules import module_db
-
-    (info,) = [m for m in module_db if m.module_cls.__name__ == name]
-    return info, list(info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=True,
-                                              training=training))
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"])
-def test_module_db_samples(backend, torch, name, training):
-    """Every module_db sample: output (and indices), input gradient, in float64, train and eval mode."""
-    info, samples = module_samples(torch, name, training)
-    assert samples
-    for i, smp in enumerate(samples):
-        what = f"{name} sample {i} {smp.desc!r}"
-        args, kwargs = smp.constructor_input.args, smp.constructor_input.kwargs
-        theirs = info.module_cls(*args, **kwargs).train(training)
-        ours = OURS[name](*args, **kwargs).train(training)
-        assert smp.forward_input.kwargs == {}, what
-        (xt_raw,) = smp.forward_input.args
-        xt = xt_raw.detach().clone().requires_grad_(True)
-        x = backend.asarray(xt.detach(), dtype=f64)
-        outs, touts = ours(x), theirs(xt)
-        if not isinstance(touts, tuple):
-            outs, touts = (outs,), (touts,)
-        assert isinstance(outs, tuple) and len(outs) == len(touts), what
-        for k, (a, b) in enumerate(zip(outs, touts)):
-            assert backend.owns(a), what
-            assert host(a).dtype == b.detach().numpy().dtype, f"{what}: output {k} dtype"
-            np.testing.assert_allclose(host(a), b.detach().numpy(), err_msg=f"{what}: output {k}", **TOL[f64])
-        g = np.random.default_rng(100 + i).standard_normal(tuple(touts[0].shape))
-        (dxt,) = torch.autograd.grad(touts[0], xt, torch.from_numpy(g))
-        dx = ours.backward(backend.asarray(g, dtype=f64), *([None] * (len(outs) - 1)))
-        np.testing.assert_allclose(host(dx), dxt.numpy(), err_msg=f"{what}: dx", **TOL[f64])
-        assert ours.pending == 0, what
-    # every sample of each class, both modes: MaxPool2d 3, AvgPool2d 7, AdaptiveAvgPool2d 5
-    assert len(samples) >= {"MaxPool2d": 3, "AvgPool2d": 7, "AdaptiveAvgPool2d": 5}[name]
 
 
 # ----------------------------------------------------------------------------------------

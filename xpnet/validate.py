@@ -104,3 +104,14 @@ def dim(owner, name, value):
     if not _is_int(value):
         raise ValueError(f"{owner}: {name} must be an int, got {value!r}")
     return int(value)
+
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def float_dtype(owner, be, dtype):
+    """The namespace dtype of backend ``be`` for ``dtype`` (default float32), which must be floating-point."""
+    dt = be.dtype("float32" if dtype is None else dtype)
+    if be.dtype_name(dt) not in _FLOATS:
+        raise ValueError(f"{owner}: dtype must be a floating-point dtype, got {be.dtype_name(dt)}")
+    return dt

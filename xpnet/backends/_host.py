@@ -16,6 +16,17 @@ def host_namespace():
     return _numpy.xp_numpy
 
 
+def generator(seed: int):
+    """A private numpy Generator seeded with ``seed`` (host draws that must not disturb, nor be
+    disturbed by, any backend's own generator: gradcheck's directions)."""
+    return np.random.default_rng(seed)
+
+
+def abs_max(x) -> float:
+    """``max |x|`` of a host array as a float (0.0 when empty)."""
+    return float(np.max(np.abs(x), initial=0.0))
+
+
 def to_bytes(x, byteorder: str = "<") -> bytes:
     """The raw C-order bytes of host array ``x`` with the given byte order (``"<"`` little, ``">"`` big)."""
     a = np.asarray(x)

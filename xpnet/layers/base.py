@@ -152,6 +152,12 @@ class Layer:
         """How many forwards of this layer (itself, not its children) await their backward."""
         return len(self.__dict__.get("_saved") or ())
 
+    def trim_saved(self, keep: int):
+        """Drop this layer's newest saved entries, keeping the oldest ``keep`` (not its children's)."""
+        stack = self.__dict__.get("_saved")
+        if stack:
+            del stack[keep:]
+
     def clear_saved(self):
         """Drop everything this layer and its children keep for backward (after a forward
         whose backward will never run); returns self."""

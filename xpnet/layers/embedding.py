@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from .. import backends
-from ..validate import positive_int
+from ..validate import float_dtype, positive_int
 from ._checks import dtype_error, place_error, require_array, shape_str
 from .base import Layer, Parameter, trains
-from .normalization import _float_dtype
 
 
 class Embedding(Layer):
@@ -42,7 +41,7 @@ class Embedding(Layer):
         self.padding_idx = padding_idx
         be = backends.get(backend)
         xp = be.xp
-        dt = _float_dtype("Embedding", be, dtype)
+        dt = float_dtype("Embedding", be, dtype)
         w = be.rng.normal((num_embeddings, embedding_dim), dtype=dt)
         if padding_idx is not None:
             w = xp.where(self._pad_rows(xp, be.device), 0.0, w)

@@ -7,20 +7,11 @@ import math
 import numbers
 
 from .. import backends
-from ..validate import flag, positive_int, positive_real
+from ..validate import flag, float_dtype, positive_int, positive_real
 from ._checks import dtype_error, place_error, require_float, shape_str
 from .base import Layer, Parameter, grad_enabled, trains
 
 
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
-
-
-def _float_dtype(owner, be, dtype):
-    """The namespace dtype for ``dtype`` (default float32), which must be floating-point."""
-    dt = be.dtype("float32" if dtype is None else dtype)
-    if be.dtype_name(dt) not in _FLOATS:
-        raise ValueError(f"{owner}: dtype must be a floating-point dtype, got {be.dtype_name(dt)}")
-    return dt
 
 
 def _check_place_and_dtype(tag, x, ref):
@@ -96,7 +87,7 @@ class _BatchNorm(Layer):
         flag(name, "bias", bias)
         be = backends.get(backend)
         xp, dev = be.xp, be.device
-        dt = _float_dtype(name, be, dtype)
+        dt = float_dtype(name, be, dtype)
         c = num_features
         self.weight = Parameter(xp.ones((c,), dtype=dt, device=dev)) if affine else None
         self.bias = Parameter(xp.zeros((c,), dtype=dt, device=dev)) if affine and bias else None
@@ -284,7 +275,7 @@ class LayerNorm(Layer):
         flag("LayerNorm", "bias", bias)
         be = backends.get(backend)
         xp, dev = be.xp, be.device
-        dt = _float_dtype("LayerNorm", be, dtype)
+        dt = float_dtype("LayerNorm", be, dtype)
         self.weight = Parameter(xp.ones(shape, dtype=dt, device=dev)) if elementwise_affine else None
         self.bias = Parameter(xp.zeros(shape, dtype=dt, device=dev)) if elementwise_affine and bias else None
 

@@ -64,19 +64,25 @@ class Tally:
     Accuracy is defined for CrossEntropyLoss (argmax of the logits equals the label) and
     BCEWithLogitsLoss (``logit > 0`` equals ``target >= 0.5``, per element); other losses
     report loss only. Sums are 0-d device arrays; :meth:`result` reads them back.
+
+    The loss per sample: a "mean" batch loss counts as its value times the batch size (for
+    CrossEntropyLoss with class weights or ignored targets, whose mean divides by another
+    count, that is the batches' means weighted by their sizes); a "sum" or "none" loss counts as
+    the sum of its elements.
     """
 
     def __init__(self, loss: Loss, xp):
         self.xp = xp
         self.kind = "ce" if isinstance(loss, CrossEntropyLoss) else "bce" if isinstance(loss, BCEWithLogitsLoss) else None
         self.per_mean = loss.reduction == "mean"
+        self.per_element = loss.reduction == "none"
         self.loss_sum = self.correct = None
         self.n = self.n_acc = 0
 
     def add(self, value, out, yb):
-        """Count one batch: its loss ``value`` (0-d), outputs ``out`` and targets ``yb``."""
+        """Count one batch: its loss ``value`` (0-d, or per element for "none"), outputs ``out`` and targets ``yb``."""
         xp, b = self.xp, int(out.shape[0])
-        part = value * b if self.per_mean else value
+        part = value * b if self.per_mean else xp.sum(value) if self.per_element else value
         self.loss_sum = part if self.loss_sum is None else self.loss_sum + part
         self.n += b
         if self.kind == "ce":

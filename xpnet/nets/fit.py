@@ -203,6 +203,11 @@ def _check(net, loss, optimizer, epochs):
         raise TypeError(f"fit: net must be an xpnet Layer, got {type(net).__name__}")
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: loss must be an xpnet Loss, got {type(loss).__name__}")
+    if loss.reduction == "none":
+        raise ValueError(
+            f"fit: the loss must reduce to one number to train on, got {loss!r}; use reduction='mean' "
+            "or 'sum' (a loss with reduction='none' needs a hand-written loop: loss.backward(dy) takes its gradient)"
+        )
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: optimizer must be an xpnet Optimizer, got {type(optimizer).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:

@@ -29,7 +29,6 @@ and saved stacks are as before when gradcheck returns.
 
 from __future__ import annotations
 
-import numpy as np
 
 from .. import backends
 from ..layers.base import Layer, no_grad
@@ -120,10 +119,11 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
     places = {id(be): be for be in in_bes + [be for _, be, _ in named]}
     resets = [_rng_reset(be) for be in places.values()]  # dropout draws from its input's backend
     modules = [m for _, m in module.named_modules()]
-    pending = [len(m.__dict__.get("_saved") or ()) for m in modules]
+    pending = [m.pending for m in modules]
     user_grads = [p.grad for _, p in params]
     buffers = [(owner, attr, getattr(owner, attr)) for _, owner, attr, is_param in module.state_entries() if not is_param]
-    rng = np.random.default_rng(seed)
+    rng = backends.host.generator(seed)
+    hx = backends.host.host_namespace()
     tag = repr(module)
 
     def forward(args):
@@ -165,7 +165,7 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
             total = 0.0
             for y, w in zip(ys, hosts):
                 if w is not None:
-                    total += float(np.sum(backends.to_numpy(y) * w))
+                    total += float(hx.sum(backends.to_numpy(y) * w))
             return total
 
         def grads_of(result, what):
@@ -217,7 +217,7 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
                 args_p = inputs[:i] + (be.xp.asarray(a + dv),) + inputs[i + 1:]
                 args_m = inputs[:i] + (be.xp.asarray(a - dv),) + inputs[i + 1:]
                 num = (scalar(args_p) - scalar(args_m)) / (2 * eps)
-                ana = float(np.sum(host_dxs[i] * v))
+                ana = float(hx.sum(host_dxs[i] * v))
                 if not _close(num, ana, rtol, atol):
                     errors.append(f"input {i}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
             for (name, p), g in zip(trained, host_grads):
@@ -233,7 +233,7 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
                 finally:
                     p.data = base
                 num = (fp - fm) / (2 * eps)
-                ana = float(np.sum(g * v))
+                ana = float(hx.sum(g * v))
                 if not _close(num, ana, rtol, atol):
                     errors.append(f"{name}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
 
@@ -248,8 +248,8 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
             if p.grad is None:
                 errors.append(f"{name}: backward(..., input_grad=False) left grad None")
                 continue
-            gap = float(np.max(np.abs(backends.to_numpy(p.grad) - g), initial=0.0))
-            if gap > atol + rtol * float(np.max(np.abs(g), initial=0.0)):
+            gap = backends.host.abs_max(backends.to_numpy(p.grad) - g)
+            if gap > atol + rtol * backends.host.abs_max(g):
                 errors.append(f"{name}: backward(..., input_grad=False) gives another gradient (max gap {gap:.3g})")
 
         if check_accumulation and trained and all(p.grad is not None for _, p in trained):
@@ -258,12 +258,12 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
             backward(cts, True)
             for (name, p), g, first in zip(trained, host_grads, firsts):
                 expect = first + g
-                gap = float(np.max(np.abs(backends.to_numpy(p.grad) - expect), initial=0.0))
-                if gap > atol + rtol * float(np.max(np.abs(expect), initial=0.0)):
+                gap = backends.host.abs_max(backends.to_numpy(p.grad) - expect)
+                if gap > atol + rtol * backends.host.abs_max(expect):
                     errors.append(f"{name}: a second backward must add into grad (max gap {gap:.3g}); did it overwrite?")
 
         for m, n0 in zip(modules, pending):
-            n = len(m.__dict__.get("_saved") or ())
+            n = m.pending
             if n != n0:
                 errors.append(f"{m._tag()} holds {n - n0} saved entries after as many backwards as forwards: "
                               "backward must pop what forward saved (self.saved())")
@@ -276,6 +276,4 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
         for owner, attr, value in buffers:
             setattr(owner, attr, value)
         for m, n0 in zip(modules, pending):
-            stack = m.__dict__.get("_saved")
-            if stack:
-                del stack[n0:]
+            m.trim_saved(n0)

@@ -68,7 +68,7 @@ class Loss(Layer):
             return as_array(xp, per)
         total = xp.sum(per)
         if self.reduction == "mean":
-            total = _divide(total, denom)
+            total = _divide(total, denom, xp)
         return xp.asarray(total)  # numpy reductions give scalars: always a 0-d array
 
     def _seed(self, dy, ref, loss_shape, denom):
@@ -83,7 +83,7 @@ class Loss(Layer):
             dy = float(dy)  # a numpy float64 scalar would promote float32 gradients
         else:
             self._check_dy(dy, ref, loss_shape if self.reduction == "none" else ())
-        return _divide(dy, denom) if self.reduction == "mean" else dy
+        return _divide(dy, denom, backends.namespace_of(ref)) if self.reduction == "mean" else dy
 
     def _check_dy(self, dy, ref, shape):
         tag = f"{self._tag()}.backward"
@@ -143,31 +143,29 @@ class Loss(Layer):
             )
 
     # -- buffers ------------------------------------------------------------------------
-    def _as_buffer(self, value, name, backend, dtype):
-        """``value`` (None, a number, a (nested) list/tuple of numbers, a numpy array or an array
-        of any backend) as a new float array on ``backend`` (default: the current one) in ``dtype``
-        (default float32), or None."""
-        if value is None:
-            return None
+    def _buffers(self, backend, dtype, **values):
+        """Set each of ``values`` (None, a number, a (nested) list/tuple of numbers, a numpy array
+        or an array of any backend) as a buffer attribute: a new float array on ``backend``
+        (default: the current one) in ``dtype`` (default float32), or None. ``backend`` and
+        ``dtype`` are checked even when every value is None."""
         tag = type(self).__name__
-        if isinstance(value, (bool, str, bytes)) or not (
-            isinstance(value, (numbers.Real, list, tuple)) or hasattr(value, "shape")
-        ):
-            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)}")
-        if isinstance(value, (list, tuple)) and not _all_numbers(value):
-            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)}")
-        if hasattr(value, "shape"):
-            src = require_array(tag, value, name)
-            if not (src.is_float(value.dtype) or value.dtype in src.int_dtypes):
-                raise TypeError(f"{tag}: {name} must hold numbers, got an array of {src.dtype_name(value.dtype)}")
+        for name, value in values.items():
+            _check_numbers(tag, name, value)
+        if backend is None and dtype is None and all(v is None for v in values.values()):
+            for name in values:
+                setattr(self, name, None)
+            return
         be = backends.get(backend)
         dt = be.dtype("float32" if dtype is None else dtype)
         if not be.is_float(dt):
             raise ValueError(f"{tag}: dtype must be a floating-point dtype, got {be.dtype_name(dt)!r}")
-        try:
-            return be.asarray(value, dtype=dt, copy=True)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)} ({e})") from None
+        for name, value in values.items():
+            try:
+                setattr(self, name, None if value is None else be.asarray(value, dtype=dt, copy=True))
+            except (TypeError, ValueError) as e:
+                raise TypeError(
+                    f"{tag}: {name} must be None, a list of numbers or an array, got {_short(value)} ({e})"
+                ) from None
 
     def config(self) -> dict:
         """The constructor arguments (``type(loss)(**loss.config())`` rebuilds it), JSON-compatible:
@@ -206,11 +204,30 @@ def target_dtype_error(tag, target, pred):
     )
 
 
-def _divide(total, denom):
-    # a "mean" over nothing is NaN, as in torch (a device 0/0 gives it; a Python 0 would raise)
-    if type(denom) in (int, float) and denom == 0:
-        return total * math.nan
-    return total / denom
+def _divide(total, denom, xp=None):
+    # a "mean" over nothing is NaN, as in torch; without numpy's divide-by-zero warning
+    if type(denom) in (int, float):
+        return total * math.nan if denom == 0 else total / denom
+    denom = xp.asarray(denom)  # numpy's reductions give scalars
+    empty = denom == 0
+    return xp.where(empty, math.nan, total / xp.where(empty, 1.0, denom))
+
+
+def _check_numbers(tag, name, value):
+    """``value`` is None, a real number, a (nested) list/tuple of them, or an array of numbers."""
+    if value is None:
+        return
+    bad = "must be None, a list of numbers or an array"
+    if isinstance(value, (bool, str, bytes)) or not (
+        isinstance(value, (numbers.Real, list, tuple)) or hasattr(value, "shape")
+    ):
+        raise TypeError(f"{tag}: {name} {bad}, got {_short(value)}")
+    if isinstance(value, (list, tuple)) and not _all_numbers(value):
+        raise TypeError(f"{tag}: {name} {bad}, got {_short(value)}")
+    if hasattr(value, "shape"):
+        src = require_array(tag, value, name)
+        if not (src.is_float(value.dtype) or value.dtype in src.int_dtypes):
+            raise TypeError(f"{tag}: {name} must hold numbers, got an array of {src.dtype_name(value.dtype)}")
 
 
 def _all_numbers(v):

@@ -45,8 +45,7 @@ class BCEWithLogitsLoss(Loss):
 
     def __init__(self, weight=None, reduction: str = "mean", pos_weight=None, *, backend=None, dtype=None):
         super().__init__(reduction)
-        self.weight = self._as_buffer(weight, "weight", backend, dtype)
-        self.pos_weight = self._as_buffer(pos_weight, "pos_weight", backend, dtype)
+        self._buffers(backend, dtype, weight=weight, pos_weight=pos_weight)  # sets self.weight, self.pos_weight
 
     def forward(self, pred, target):
         xp = self._check_pair(pred, target)

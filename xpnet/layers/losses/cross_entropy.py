@@ -7,7 +7,8 @@ import math
 from ... import backends
 from ...validate import integer, probability
 from .._checks import place, require_float, shape_str
-from .base import Loss
+from ..base import grad_enabled
+from .base import Loss, _divide
 
 
 class CrossEntropyLoss(Loss):
@@ -25,13 +26,14 @@ class CrossEntropyLoss(Loss):
     - class indices: ``a_c = (1 - e) w_y [c = y] + (e / C) w_c``, and ``a = 0`` where
       ``y == ignore_index``; ``"mean"`` divides ``sum(l)`` by ``sum w_y`` over the targets not
       ignored (their count without weights). Indices outside ``[0, C)`` that are not
-      ``ignore_index`` raise ``ValueError`` (this reads one boolean back from the device).
+      ``ignore_index`` raise ``ValueError`` (this reads one boolean back from the device, and a
+      second one when some target is outside ``[0, C)`` or ``ignore_index`` is inside).
     - probabilities: ``a_c = w_c ((1 - e) t_c + e / C)``; ``ignore_index`` does not apply (one
       ``>= 0`` raises, as in torch); ``"mean"`` divides by ``N d1 ... dk``.
 
     Backward, with ``g = dy`` (``/ D`` for ``"mean"``): ``dz_c = (p_c sum_k a_k - a_c) g`` and,
-    for probability targets, ``dt_c = -(1 - e) w_c log p_c g``. Keeps ``log p`` and the target's
-    one-hot mask (class indices) or ``a`` (probabilities).
+    for probability targets, ``dt_c = -(1 - e) w_c log p_c g``. Keeps the softmax ``p`` and the
+    class indices (with the mask of ignored ones), or ``p``, ``log p`` and ``a`` (probabilities).
     """
 
     _config_fields = ("weight", "ignore_index", "reduction", "label_smoothing")
@@ -42,12 +44,12 @@ class CrossEntropyLoss(Loss):
         super().__init__(reduction)
         self.ignore_index = integer("CrossEntropyLoss", "ignore_index", ignore_index)
         self.label_smoothing = probability("CrossEntropyLoss", "label_smoothing", label_smoothing, closed=True)
-        self.weight = self._as_buffer(weight, "weight", backend, dtype)
+        self._buffers(backend, dtype, weight=weight)  # sets self.weight
         if self.weight is not None and self.weight.ndim != 1:
             raise ValueError(
                 f"CrossEntropyLoss: weight must be 1-D, one value per class, got shape {shape_str(self.weight.shape)}"
             )
-        self._class_row = None
+        self._class_row = self._row_starts = None  # index helpers, made once per shape and place
 
     def forward(self, logits, target):
         tag = self._tag()
@@ -67,6 +69,8 @@ class CrossEntropyLoss(Loss):
             logits = xp.reshape(logits, (1,) + tuple(logits.shape))
             target = xp.reshape(target, (1,) + tuple(target.shape))
         c = logits.shape[1]
+        if c == 0:
+            raise ValueError(f"{tag} expected at least one class, got logits of shape {shape_str(logits.shape)}")
         w = self.weight
         if w is not None:
             self._check_buffer(w, "weight", logits, "logits")
@@ -76,33 +80,55 @@ class CrossEntropyLoss(Loss):
         cls_shape = (1, c) + (1,) * (logits.ndim - 2)
         wr = None if w is None else xp.reshape(w, cls_shape)
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
-        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        e = xp.exp(shifted)
+        total = xp.sum(e, axis=1, keepdims=True)
+        lse = xp.log(total)  # log p = shifted - lse
+        p = e / total if grad_enabled() else None  # the softmax, kept for backward (cheaper than an exp there)
         eps = self.label_smoothing
         mean = self.reduction == "mean"
         if probs:
+            logp = shifted - lse
             q = target if not eps else target * (1.0 - eps) + eps / c
             a = q if wr is None else q * wr
             per = -xp.sum(a * logp, axis=1)
             denom = math.prod(per.shape)
-            self.save_for_backward(unbatched, logp, a, wr, None, None, denom)
+            self.save_for_backward("probabilities", unbatched, denom, p, logp, a, wr)
         else:
             if target.dtype != be.dtype("int64"):  # one index dtype: no mixed-sign comparisons, no overflow
                 target = xp.astype(target, be.dtype("int64"))
-            valid = target != self.ignore_index
-            index = xp.where(valid, target, 0)  # an ignored target reads class 0, then is masked out
-            self._check_labels(xp, target, index, c)
-            # gathers, not one-hot sums: O(N) work, and a -inf logit of another class costs nothing
-            picked = xp.reshape(xp.take_along_axis(logp, with_class_axis(xp, index), axis=1), tuple(index.shape))
-            wy = None if wr is None else xp.reshape(xp.take(w, xp.reshape(index, (-1,)), axis=0), tuple(index.shape))
+            valid, index = self._valid_targets(xp, target, c)
+            if valid is None and w is None and not unbatched and logits.ndim == 2 and self.reduction != "none":
+                # the common case, (N, C) logits without weights or ignored targets: as few array
+                # operations as possible (small nets are bound by their count). A gather, not a
+                # one-hot sum: a -inf logit of another class must not give 0 * -inf.
+                n = index.shape[0]
+                total = xp.sum(lse) - xp.sum(self._gather(xp, shifted, index))
+                if eps:  # -sum_c log p_nc summed over n = C sum(lse) - sum(shifted)
+                    total = total * (1.0 - eps) + (xp.sum(lse) * float(c) - xp.sum(shifted)) * (eps / c)
+                if p is not None:  # backward's dz = (p - q) g, q the (smoothed) one-hot targets
+                    q = xp.astype(index[:, None] == self._classes(xp, c, index, 2), logits.dtype)
+                    self.save_for_backward("onehot", unbatched, n if mean else None, p,
+                                           q if not eps else q * (1.0 - eps) + eps / c)
+                return xp.asarray(_divide(total, n) if mean else total)
+            lse_n = xp.reshape(lse, tuple(index.shape))
+            # a gather, not a one-hot sum: O(N) work, and a -inf logit of another class costs nothing
+            picked = self._gather(xp, shifted, index) - lse_n
+            wy = None if w is None else xp.reshape(xp.take(w, xp.reshape(index, (-1,)), axis=0), tuple(index.shape))
             per = -picked if wy is None else -(wy * picked)
-            if eps:
-                smooth = -xp.sum(logp if wr is None else logp * wr, axis=1)
+            if eps:  # -sum_c w_c log p_c, without forming log p
+                if wr is None:
+                    smooth = lse_n * float(c) - xp.sum(shifted, axis=1)
+                else:
+                    smooth = lse_n * xp.sum(w) - xp.sum(shifted * wr, axis=1)
                 per = per * (1.0 - eps) + smooth * (eps / c)
-            per = xp.where(valid, per, 0.0)
+            if valid is not None:
+                per = xp.where(valid, per, 0.0)
             denom = None
-            if mean:
-                denom = xp.sum(xp.astype(valid, logits.dtype)) if wy is None else xp.sum(xp.where(valid, wy, 0.0))
-            self.save_for_backward(unbatched, logp, index, wr, valid, wy, denom)
+            if mean and wy is None:
+                denom = math.prod(index.shape) if valid is None else xp.sum(xp.astype(valid, logits.dtype))
+            elif mean:
+                denom = xp.sum(wy if valid is None else xp.where(valid, wy, 0.0))
+            self.save_for_backward("indices", unbatched, denom, p, index, valid, wy, wr)
         out = self._reduce(xp, per, denom)
         return xp.reshape(out, ()) if unbatched and self.reduction == "none" else out
 
@@ -132,17 +158,44 @@ class CrossEntropyLoss(Loss):
             )
         return False
 
-    def _check_labels(self, xp, target, index, c):
-        """``index``: the targets with the ignored ones replaced by 0."""
-        if math.prod(index.shape) == 0:
-            return
-        if bool(xp.any((index < 0) | (index >= c))):  # one read-back, rather than a wrong answer or a device fault
+    def _valid_targets(self, xp, target, c):
+        """``(valid, index)``: the mask of targets not ignored (None when none is) and the targets
+        with the ignored ones replaced by 0. Labels outside ``[0, C)`` that are not ignored raise.
+
+        One read-back answers the common case (every label in range, so none ignored when
+        ``ignore_index`` is outside ``[0, C)``); a second is made only when some label is outside.
+        """
+        ii = self.ignore_index
+        if math.prod(target.shape) == 0:
+            return None, target
+        if not 0 <= ii < c and not bool((xp.min(target) < 0) | (xp.max(target) >= c)):
+            return None, target
+        valid = target != ii
+        index = xp.where(valid, target, 0)  # an ignored target reads class 0, then is masked out
+        if bool(xp.any((index < 0) | (index >= c))):
             host = backends.to_numpy(target)
-            kept = host[host != self.ignore_index]
+            kept = host[host != ii]
             raise ValueError(
-                f"{self._tag()} expected class labels in [0, {c}), got labels from {int(kept.min())} to {int(kept.max())}"
-                + ("" if self.ignore_index == -100 else f" (ignore_index={self.ignore_index} aside)")
+                f"{self._tag()} expected class labels in [0, {c}), "
+                f"got labels from {int(kept.min())} to {int(kept.max())}"
+                + ("" if ii == -100 else f" (ignore_index={ii} aside)")
             )
+        return valid, index
+
+    def _gather(self, xp, x, index):
+        """``x[n, index[n, j], j]`` for ``x (N, C, *d)`` and ``index (N, *d)``, as one flat ``take``
+        (numpy's take_along_axis costs tens of microseconds of index building per call)."""
+        shape, c = tuple(index.shape), x.shape[1]
+        d = math.prod(shape[1:])
+        key = (shape, c, index.device, type(index))
+        cached = self._row_starts
+        if cached is None or cached[0] != key:  # flat position of (n, 0, j): n C d + j
+            dev, dt = index.device, index.dtype
+            starts = xp.reshape(xp.arange(shape[0], dtype=dt, device=dev) * (c * d), (-1, 1)) \
+                + xp.reshape(xp.arange(d, dtype=dt, device=dev), (1, -1))
+            cached = self._row_starts = (key, xp.reshape(starts, (-1,)))
+        flat = cached[1] + (xp.reshape(index, (-1,)) * d if d != 1 else xp.reshape(index, (-1,)))
+        return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat, axis=0), shape)
 
     def _classes(self, xp, c, ref, ndim):
         """``[0, 1, ..., C-1]`` shaped ``(1, C, 1, ...)`` on ``ref``'s device, made once per shape and place."""
@@ -154,40 +207,52 @@ class CrossEntropyLoss(Loss):
         return cached[1]
 
     def _backward(self, saved, dy, input_grad, target_grad):
-        unbatched, logp, kept, wr, valid, wy, denom = saved
-        xp = backends.namespace_of(logp)
-        probs = valid is None
-        loss_shape = tuple(logp.shape[:1]) + tuple(logp.shape[2:])
-        g = self._seed(dy, logp, () if unbatched else loss_shape, denom)
-        eps, c = self.label_smoothing, logp.shape[1]
-        if not probs:  # no gradient through ignored targets, whatever dy holds there
-            # a where, not a product: with every target ignored, g = 1/0 and the gradient is still 0
-            g = xp.astype(valid, logp.dtype) * g if type(g) is float else xp.where(valid, g, 0.0)
-        if not isinstance(g, float) and g.ndim:
-            g = with_class_axis(xp, g)
-        dz = dt = None
-        if input_grad:
-            p = xp.exp(logp)
-            if probs:
-                dz = p * xp.sum(kept, axis=1, keepdims=True) - kept
-            else:
-                onehot = xp.astype(with_class_axis(xp, kept) == self._classes(xp, c, kept, logp.ndim), logp.dtype)
-                if wr is None:  # sum_c a_c = 1
-                    dz = p - (onehot if not eps else onehot * (1.0 - eps) + eps / c)
-                else:
-                    wy1 = with_class_axis(xp, wy)
-                    if not eps:
-                        dz = (p - onehot) * wy1
-                    else:
-                        total = wy1 * (1.0 - eps) + xp.sum(wr) * (eps / c)
-                        dz = p * total - (onehot * (wy1 * (1.0 - eps)) + wr * (eps / c))
-            dz = dz * g
-        if probs and target_grad:
-            dt = logp * (-(1.0 - eps)) if wr is None else logp * (wr * -(1.0 - eps))
-            dt = dt * g
+        kind, unbatched, denom, p, *rest = saved
+        xp = backends.namespace_of(p)
+        loss_shape = tuple(p.shape[:1]) + tuple(p.shape[2:])
+        g = self._seed(dy, p, () if unbatched else loss_shape, denom)
+        if kind == "onehot":
+            if not input_grad:
+                return None, None
+            dz = p - rest[0]
+            if type(g) is not float or g != 1.0:
+                dz *= g  # dz is our own fresh array
+            return dz, None
+        if kind == "probabilities":
+            dz, dt = self._grads_for_probabilities(xp, g, p, *rest, input_grad, target_grad)
+        else:
+            dz, dt = (self._grads_for_indices(xp, g, p, *rest) if input_grad else None), None
         if unbatched:
+            c = p.shape[1]
             dz = None if dz is None else xp.reshape(dz, (c,))
             dt = None if dt is None else xp.reshape(dt, (c,))
+        return dz, dt
+
+    def _grads_for_indices(self, xp, g, p, index, valid, wy, wr):
+        eps, c = self.label_smoothing, p.shape[1]
+        if valid is not None:  # no gradient through ignored targets, whatever dy holds there;
+            # a where, not a product, for when every target is ignored and g = 1/0
+            g = xp.astype(valid, p.dtype) * g if type(g) is float else xp.where(valid, g, 0.0)
+        onehot = xp.astype(with_class_axis(xp, index) == self._classes(xp, c, index, p.ndim), p.dtype)
+        if wr is None:  # sum_c a_c = 1
+            dz = p - (onehot if not eps else onehot * (1.0 - eps) + eps / c)
+        else:
+            wy1 = with_class_axis(xp, wy)
+            if not eps:
+                dz = (p - onehot) * wy1
+            else:
+                total = wy1 * (1.0 - eps) + xp.sum(wr) * (eps / c)
+                dz = p * total - (onehot * (wy1 * (1.0 - eps)) + wr * (eps / c))
+        return dz * (g if type(g) is float or g.ndim == 0 else with_class_axis(xp, g))
+
+    def _grads_for_probabilities(self, xp, g, p, logp, a, wr, input_grad, target_grad):
+        if not isinstance(g, float) and g.ndim:
+            g = with_class_axis(xp, g)
+        dz = (p * xp.sum(a, axis=1, keepdims=True) - a) * g if input_grad else None
+        dt = None
+        if target_grad:
+            scale = -(1.0 - self.label_smoothing)
+            dt = (logp * scale if wr is None else logp * (wr * scale)) * g
         return dz, dt
 
     def extra_repr(self):
