@@ -14,7 +14,9 @@ import os
 
 import pytest
 
+import xpnet as xn
 from xpnet import backends
+from xpnet.nets import spec as _spec
 
 def pytest_configure(config):
     # Tests are not timed; one torch thread keeps torch's spinning OpenMP pool from crawling
@@ -75,3 +77,29 @@ def step_both(net, crit, opt, tnet, tcrit, topt, x, target, x_torch, target_torc
     lt.backward()
     topt.step()
     return loss, lt
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A private copy of the layer registry, so that registrations do not leak into other tests."""
+    monkeypatch.setattr(_spec, "_REGISTRY", dict(_spec._registry()))
+    monkeypatch.setattr(_spec, "_TORCH_TWINS", dict(_spec._TORCH_TWINS))
+    return _spec._REGISTRY
+
+
+class Pair(xn.Layer):
+    """A two-input composite: ``y = first(a) + scale * second(b)``."""
+
+    def __init__(self, first, second, scale=1.0):
+        self.first, self.second, self.scale = first, second, scale
+
+    def forward(self, a, b):
+        return self.first(a) + self.second(b) * self.scale
+
+    def backward(self, dy, input_grad=True):
+        db = self.second.backward(None if dy is None else dy * self.scale, input_grad=input_grad)
+        da = self.first.backward(dy, input_grad=input_grad)
+        return (da, db) if input_grad else None
+
+    def config(self):
+        return {"first": self.first, "second": self.second, "scale": self.scale}

@@ -8,7 +8,7 @@ import pytest
 import xpnet as xn
 from xpnet import backends
 from xpnet.nets import spec as S
-from tests.conftest import host
+from tests.conftest import Pair, host
 
 TOL = {"float64": dict(rtol=1e-12, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
 
@@ -341,31 +341,6 @@ def test_resnet_to_torch_and_back(backend, torch, mode):
     with torch.no_grad():
         want = module(torch.from_numpy(a)).numpy()
     np.testing.assert_allclose(host(back(x)), want, rtol=1e-12, atol=1e-12)
-
-
-@pytest.fixture
-def registry(monkeypatch):
-    monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
-    monkeypatch.setattr(S, "_TORCH_TWINS", dict(S._TORCH_TWINS))
-    return S._REGISTRY
-
-
-class Pair(xn.Layer):
-    """Two inputs: ``y = first(a) + scale * second(b)``."""
-
-    def __init__(self, first, second, scale=1.0):
-        self.first, self.second, self.scale = first, second, scale
-
-    def forward(self, a, b):
-        return self.first(a) + self.second(b) * self.scale
-
-    def backward(self, dy, input_grad=True):
-        db = self.second.backward(None if dy is None else dy * self.scale, input_grad=input_grad)
-        da = self.first.backward(dy, input_grad=input_grad)
-        return (da, db) if input_grad else None
-
-    def config(self):
-        return {"first": self.first, "second": self.second, "scale": self.scale}
 
 
 def _torch_pair(torch):

@@ -12,7 +12,7 @@ import pytest
 import xpnet as xn
 from xpnet import layers as L
 from xpnet.nets import spec as S
-from tests.conftest import host
+from tests.conftest import Pair, host
 
 # One instance per layer/loss class, with as many non-default arguments as the class takes. Every class that
 # xpnet.layers exports must appear here (test_every_exported_layer_has_an_example enforces it).
@@ -267,24 +267,6 @@ def test_build_is_linear_in_the_spec(monkeypatch):
     assert S.layer_spec(net)["layers"][-1] == {"type": "ReLU"}
 
 
-class Pair(xn.Layer):
-    """A two-input composite: ``y = first(a) + scale * second(b)``."""
-
-    def __init__(self, first, second, scale=1.0):
-        self.first, self.second, self.scale = first, second, scale
-
-    def forward(self, a, b):
-        return self.first(a) + self.second(b) * self.scale
-
-    def backward(self, dy, input_grad=True):
-        db = self.second.backward(None if dy is None else dy * self.scale, input_grad=input_grad)
-        da = self.first.backward(dy, input_grad=input_grad)
-        return (da, db) if input_grad else None
-
-    def config(self):
-        return {"first": self.first, "second": self.second, "scale": self.scale}
-
-
 class Stack(xn.Layer):
     """A composite whose children are a list attribute and whose constructor takes ``*blocks``."""
 
@@ -413,14 +395,6 @@ def test_load_spec(tmp_path):
 
 
 # -- custom layers -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def registry(monkeypatch):
-    """A private copy of the registry, so that registrations do not leak into other tests."""
-    monkeypatch.setattr(S, "_REGISTRY", dict(S._registry()))
-    monkeypatch.setattr(S, "_TORCH_TWINS", dict(S._TORCH_TWINS))
-    return S._REGISTRY
 
 
 class Scale(xn.Layer):

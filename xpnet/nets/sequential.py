@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..layers.base import Layer
+from ..layers.base import Layer, Parameter
 
 
 class Sequential(Layer):
@@ -36,7 +36,7 @@ class Sequential(Layer):
 
     def forward(self, x):
         for layer in self.layers:
-            x = layer(x)
+            x = layer.forward(x)  # what __call__ does, one Python call fewer per layer
         return x
 
     def backward(self, dy, input_grad: bool = True):
@@ -50,7 +50,7 @@ class Sequential(Layer):
     def _first_trainable(self):
         """The index of the first layer with a trainable parameter (``len`` when none)."""
         for i, layer in enumerate(self.layers):
-            if any(p.requires_grad for p in layer.parameters()):
+            if _trainable(layer):
                 return i
         return len(self.layers)
 
@@ -74,6 +74,15 @@ class Sequential(Layer):
 
     def __iter__(self):
         return iter(self.layers)
+
+
+def _trainable(layer):
+    """Whether ``layer`` or a layer below it holds a trainable parameter (looked up every backward,
+    since parameters may be frozen at any time: direct attribute scans, no generators)."""
+    for v in vars(layer).values():
+        if isinstance(v, Parameter) and v.requires_grad:
+            return True
+    return any(_trainable(child) for _, child in layer.named_children())
 
 
 def _is_loss(layer):

@@ -49,7 +49,10 @@ class Loss(Layer):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = False):
-        saved = self.saved()
+        return self._answer(self.saved(), dy, input_grad, target_grad)
+
+    def _answer(self, saved, dy, input_grad, target_grad):
+        """What ``backward`` returns, from the entry it popped."""
         if dy is None or not (input_grad or target_grad):
             return (None, None) if target_grad else None
         dpred, dtarget = self._backward(saved, dy, input_grad, target_grad)

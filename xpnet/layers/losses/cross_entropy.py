@@ -99,14 +99,15 @@ class CrossEntropyLoss(Loss):
             valid, index = self._valid_targets(xp, target, c)
             if valid is None and w is None and not unbatched and logits.ndim == 2 and self.reduction != "none":
                 # the common case, (N, C) logits without weights or ignored targets: as few array
-                # operations as possible (small nets are bound by their count). A gather, not a
-                # one-hot sum: a -inf logit of another class must not give 0 * -inf.
+                # operations as possible (small nets are bound by their count). where(), not a
+                # product with the one-hot: a -inf logit of another class must not give 0 * -inf.
                 n = index.shape[0]
-                total = xp.sum(lse) - xp.sum(self._gather(xp, shifted, index))
+                hot = index[:, None] == self._classes(xp, c, index, 2)
+                total = xp.sum(lse) - xp.sum(xp.where(hot, shifted, 0.0))
                 if eps:  # -sum_c log p_nc summed over n = C sum(lse) - sum(shifted)
                     total = total * (1.0 - eps) + (xp.sum(lse) * float(c) - xp.sum(shifted)) * (eps / c)
                 if p is not None:  # backward's dz = (p - q) g, q the (smoothed) one-hot targets
-                    q = xp.astype(index[:, None] == self._classes(xp, c, index, 2), logits.dtype)
+                    q = xp.astype(hot, logits.dtype)
                     self.save_for_backward("onehot", unbatched, n if mean else None, p,
                                            q if not eps else q * (1.0 - eps) + eps / c)
                 return xp.asarray(_divide(total, n) if mean else total)
@@ -205,6 +206,18 @@ class CrossEntropyLoss(Loss):
             row = xp.arange(c, dtype=ref.dtype, device=ref.device)
             cached = self._class_row = (key, xp.reshape(row, (1, c) + (1,) * (ndim - 2)))
         return cached[1]
+
+    def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = False):
+        saved = self.saved()
+        if type(dy) is float and dy == 1.0 and input_grad and not target_grad and saved[0] == "onehot":
+            # the training loop's loss.backward() after the common case's forward: dz = (p - q) / N,
+            # without the general path's checks of a dy (there is none)
+            _, _, n, p, q = saved
+            dz = p - q
+            if n is not None:
+                dz *= (1.0 / n) if n else math.nan  # dz is our own fresh array
+            return dz
+        return self._answer(saved, dy, input_grad, target_grad)
 
     def _backward(self, saved, dy, input_grad, target_grad):
         kind, unbatched, denom, p, *rest = saved
