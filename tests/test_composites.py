@@ -1,5 +1,10 @@
 """Nets that are not a chain: residual nets, a two-input composite with a fan-out, a layer
-used several times, tied weights; trained, gradchecked, saved, resumed and converted."""
+used several times, tied weights; trained, gradchecked, saved, resumed and converted.
+
+Evidence for the ResNet's margin (2026-12-01): with these settings, seeds 0-2 gave test accuracies
+of 100.0% on numpy (3 runs) and 99.72-100.0% on torch (at most 1 of the 359 test images wrong;
+99% allows 3); 7-12 s per run on this 2-core VM.
+"""
 
 from __future__ import annotations
 
