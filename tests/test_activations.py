@@ -231,7 +231,7 @@ def test_backward_before_forward_and_twice(backend, name):
 def test_backward_with_dy_of_another_shape(backend, name):
     layer = xpnet.Dropout(0.4) if name == "Dropout" else PAIRS[name][0]()
     layer(randn(backend, (2, 3)))
-    msg = f"{layer._tag()}.backward expected dy of shape (2, 3), got (3, 2)"
+    msg = f"{layer._tag()}.backward expected dy of shape (2, 3) (its output's), got (3, 2)"
     with pytest.raises(ValueError, match=re.escape(msg)):
         layer.backward(randn(backend, (3, 2)))
 

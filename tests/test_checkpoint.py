@@ -8,10 +8,14 @@ import ast
 import contextlib
 import inspect
 import json
+import math
 import os
+import pathlib
 import pickle
+import re
 import stat
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -354,7 +358,7 @@ def test_unknown_format(ckfile):
 
 @pytest.mark.parametrize("text,msg", [("{not json", r"its 'xpnet' metadata is not valid JSON \("),
                                       ("[1, 2]", r"unknown format \[1, 2\]"),
-                                      ('{"format": "xpnet-checkpoint", "version": "1"}', r"unknown format 'xpnet-checkpoint'")],
+                                      ('{"format": "xpnet-checkpoint", "version": "1"}', r"version: expected an int >= 1, got '1'$")],
                          ids=["not-json", "list", "str-version"])
 def test_well_signed_but_malformed_metadata(ckfile, text, msg):
     tensors, _ = read_safetensors(ckfile)
@@ -568,7 +572,9 @@ def _code_names(src):
 
 
 def test_loading_never_unpickles(ckfile, monkeypatch):
-    for mod in (ck_module, st_module, xn.io.atomic, backends._host):
+    from xpnet.nets import checkpoint_arch, checkpoint_schema
+
+    for mod in (ck_module, checkpoint_schema, checkpoint_arch, st_module, xn.io.atomic, backends._host):
         names = _code_names(inspect.getsource(mod))
         assert not names & {"pickle", "allow_pickle", "marshal", "shelve", "eval", "exec", "__import__"}, mod.__name__
 
@@ -586,11 +592,16 @@ def test_hostile_strings_in_metadata_are_just_data(tmp_path, monkeypatch):
     hostile = {"code": "__import__('os').system('touch pwned')", "pickle": "cos\nsystem\n(S'touch pwned'\ntR.",
                "yaml": "!!python/object/apply:os.system ['touch pwned']", "nested": {"a": [1, None, "${HOME}"]}}
     with backends.use("numpy"):
-        p = xn.save(tmp_path / "h.xpnet", _net(), extra=hostile, history={"loss": ["eval('1+1')"]})
+        p = xn.save(tmp_path / "h.xpnet", _net(), extra=hostile, callbacks={"0:Mine": {"code": hostile["code"]}},
+                    history={"loss": [1.0], "eval('1+1')": [2.0]})
+        # a history is numbers (what fit reads back); a save refuses what a load would refuse
+        with pytest.raises(ValueError, match=r"^save: history\['loss'\]\[0\]: expected a number, got \"eval\('1\+1'\)\"$"):
+            xn.save(tmp_path / "h2.xpnet", _net(), history={"loss": ["eval('1+1')"]})
     monkeypatch.chdir(tmp_path)
     ck = xn.load(p)
-    assert ck.extra == hostile and ck.history == {"loss": ["eval('1+1')"]}
-    assert not (tmp_path / "pwned").exists()
+    assert ck.extra == hostile and ck.history == {"loss": [1.0], "eval('1+1')": [2.0]}
+    assert ck.callbacks == {"0:Mine": {"code": hostile["code"]}}
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "h2.xpnet").exists()
 
 
 # -- a bit-identical resume ------------------------------------------------------------------------------------
@@ -897,3 +908,441 @@ def test_version_1_files_load(backend, tmp_path, name, spec):
     ck = xn.load(_save_v1(tmp_path / "bare.xpnet", net))
     assert ck.optimizer is None and ck.loss is None
     _assert_same_state(_host_state(net), _host_state(ck.net))
+
+
+# -- hostile files: the schema (issue 17) ---------------------------------------------------------------------
+
+
+def _setter(*path_value):
+    *path, value = path_value
+
+    def edit(meta):
+        o = meta
+        for k in path[:-1]:
+            o = o[k]
+        o[path[-1]] = value
+    return edit
+
+
+def _deleter(*path):
+    def edit(meta):
+        o = meta
+        for k in path[:-1]:
+            o = o[k]
+        del o[path[-1]]
+    return edit
+
+
+def _rewrite_tensors(path, edit):
+    tensors, md = read_safetensors(path)
+    edit(tensors)
+    write_safetensors(path, tensors, {"xpnet": md["xpnet"], "xpnet.sha256": ck_module._digest(md["xpnet"], tensors)})
+
+
+# (edit of the metadata, the message after "checkpoint <path>: "): every one of them a crafted file
+# with a valid SHA-256, which xpnet before issue 17 failed on with a raw exception or accepted.
+HOSTILE = [
+    ("no-backend", _deleter("backend"), r"the metadata lacks 'backend'"),
+    ("backend-5", _setter("backend", 5), r"backend: expected a backend name \(.*\), got 5"),
+    ("backend-unknown", _setter("backend", "jax:gpu"), r"backend: expected a backend name"),
+    ("dtype-list", _setter("dtype", ["float32"]), r"dtype: expected one of float16, bfloat16, float32, float64, got \['float32'\]"),
+    ("unknown-key", _setter("zzz", 1), r"unknown metadata key 'zzz'"),
+    ("epoch-str", _setter("epoch", "x"), r"epoch: expected an int >= 0, got 'x'"),
+    ("epoch-negative", _setter("epoch", -1), r"epoch: expected an int >= 0, got -1"),
+    ("epoch-bool", _setter("epoch", True), r"epoch: expected an int >= 0, got True"),
+    ("history-list", _setter("history", [1]), r"history: expected an object, got \[1\]"),
+    ("history-entry", _setter("history", {"loss": [0.5, "x"]}), r"history\['loss'\]\[1\]: expected a number, got 'x'"),
+    ("history-huge-int", _setter("history", {"loss": [10**400]}), r"history\['loss'\]\[0\]: expected a number"),
+    ("callbacks-list", _setter("callbacks", []), r"callbacks: expected an object, got \[\]"),
+    ("early-stopping", _setter("callbacks", {"0:EarlyStopping": {"best": "x", "best_epoch": 0, "wait": 0}}),
+     r"callbacks\['0:EarlyStopping'\]\.best: expected a number or null, got 'x'"),
+    ("extra-step", _setter("extra", {"step": "x"}), r"extra\.step: expected an int >= 0, got 'x'"),
+    ("scheduler-optimizer", _setter("callbacks", {"0:LRScheduler": {"optimizer": 1, "last_epoch": 0}}),
+     r"callbacks\['0:LRScheduler'\]\.optimizer: expected nothing \(a schedule's state has no optimizer\), got 1"),
+    ("scheduler-lrs", _setter("callbacks", {"0:LRScheduler": {"base_lrs": ["x"]}}),
+     r"callbacks\['0:LRScheduler'\]\.base_lrs: expected a list of numbers, got \['x'\]"),
+    ("rng-list", _setter("rng", [1, 2]), r"rng: expected null, \"tensor\" or a generator state \(an object\), got \[1, 2\]"),
+    ("rng-bad-state", _setter("rng", "bit_generator", "MT19937"), r"rng: not a generator state of numpy \("),
+    ("rng-tensor-missing", _setter("rng", "tensor"), r"rng: says \"tensor\", but the file has no 'rng\.state' tensor"),
+    ("model-missing", _deleter("model"), r"the metadata lacks 'model'"),
+    ("model-int", _setter("model", 5), r"model: expected a layer spec, an object with a string \"type\", got 5"),
+    ("model-loss", _setter("model", {"type": "MSELoss"}), r"model: expected a layer or a composite, got the loss MSELoss"),
+    ("model-placement", _setter("model", "layers", 0, "backend", "cupy"), r"model\.layers\[0\]\.backend: a spec does not choose"),
+    ("model-unknown-arg", _setter("model", "layers", 0, "units", 3), r"model\.layers\[0\]: Linear takes no argument 'units'"),
+    ("model-bad-arg", _setter("model", "layers", 0, "in_features", -3),
+     r"model\.layers\[0\]: Linear: in_features must be a positive int, got -3"),
+    ("model-huge-int", _setter("model", "layers", 0, "in_features", 10**400),
+     r"model\.layers\[0\]\.in_features: expected integers that fit in 64 bits, got 1000000"),
+    ("model-spec-in-arg", _setter("model", "layers", 0, "bias", [{"type": "Linear", "in_features": 10**5, "out_features": 10**5}]),
+     r"model\.layers\[0\]\.bias: expected a value, got a layer spec"),
+    ("model-huge", _setter("model", "layers", 0, {"type": "Linear", "in_features": 100000, "out_features": 100000}),
+     r"model: the architecture holds 10000100033 values \(40000400136 bytes in float32\), more than max_bytes=4294967296"),
+    ("model-bigger", _setter("model", "layers", 0, "out_features", 6),
+     r"tensors\['model\.0\.weight'\]: expected shape \[6, 3\] \(the architecture's\), got \[5, 3\]"),
+    ("model-lacks", _setter("model", "layers", 3, "bias", False), r"tensors: the file has 'model\.3\.bias', which the architecture does not"),
+    ("model-more", _setter("model", "layers", 2, {"type": "Linear", "in_features": 5, "out_features": 5}),
+     r"tensors: the architecture has '2\.weight' \(and 1 more\), which the file lacks"),
+    ("loss-linear", _setter("loss", {"type": "Linear", "in_features": 2, "out_features": 2}),
+     r"loss: expected a loss, got a Linear \(a layer, not a Loss\)"),
+    ("loss-bad-arg", _setter("loss", {"type": "CrossEntropyLoss", "reduction": "max"}),
+     r"cannot rebuild it: loss: CrossEntropyLoss: reduction must be one of"),
+    ("tied-unknown", _setter("tied", [["0.weight", "nope"]]), r"tied\[0\]\[1\]: the net has no parameter 'nope'"),
+    ("tied-shapes", _setter("tied", [["0.weight", "3.weight"]]),
+     r"tied\[0\]\[1\]: '3\.weight' has shape \(2, 5\), '0\.weight' has \(5, 3\): they cannot be one parameter"),
+    ("tied-one", _setter("tied", [["0.weight"]]), r"tied\[0\]: expected a list of at least two names"),
+    ("frozen-unknown", _setter("frozen", ["9.weight"]), r"frozen\[0\]: the net has no parameter '9\.weight'"),
+    ("shared-root", _setter("shared", [["", "0"]]), r"shared\[0\]\[0\]: expected the path of a sub-layer, got ''"),
+    ("shared-itself", _setter("shared", [["0", "0"]]), r"shared\[0\]\[1\]: '0' appears in more than one place of shared"),
+    ("shared-different", _setter("shared", [["0", "3"]]),
+     r"shared\[0\]\[1\]: the layer at '3' is not the same as the one at '0', so they cannot be one shared layer"),
+    ("optimizer-type", _setter("optimizer", "spec", "type", "LBFGS"), r"optimizer\.spec\.type: expected one of Adam, AdamW, RMSprop, SGD, got 'LBFGS'"),
+    ("optimizer-keys", _deleter("optimizer", "scalars"), r"optimizer: expected the keys param_groups, positions, scalars, spec"),
+    ("lr-nan", _setter("optimizer", "spec", "lr", math.nan), r"optimizer\.spec\.lr: expected a finite number >= 0, got nan"),
+    ("lr-group-inf", _setter("optimizer", "param_groups", 0, "lr", math.inf),
+     r"optimizer\.param_groups\[0\]\.lr: expected a finite number >= 0, got inf"),
+    ("lr-huge-int", _setter("optimizer", "param_groups", 0, "lr", 10**400), r"optimizer\.param_groups\[0\]\.lr: expected a finite number"),
+    ("betas", _setter("optimizer", "param_groups", 0, "betas", [0.9, 1.5]),
+     r"optimizer\.param_groups\[0\]\.betas: expected a pair of numbers in \[0, 1\), got \[0\.9, 1\.5\]"),
+    ("amsgrad-int", _setter("optimizer", "spec", "amsgrad", 1), r"optimizer\.spec\.amsgrad: expected true or false, got 1"),
+    ("hyper-unknown", _setter("optimizer", "param_groups", 0, "momentum", 0.9),
+     r"optimizer\.param_groups\[0\]: Adam has no hyperparameter 'momentum'"),
+    ("positions-range", _setter("optimizer", "positions", [0, 1, 2, 3, 4, 99]),
+     r"optimizer\.positions\[5\]: expected one of the 6 positions in the net's parameters \(0\.\.5\), got 99"),
+    ("positions-repeat", _setter("optimizer", "positions", [0, 1, 2, 3, 4, 4]), r"optimizer\.positions\[5\]: 4 is listed twice"),
+    ("group-range", _setter("optimizer", "param_groups", 0, "params", [0, 1, 2, 3, 4, 5, 6]),
+     r"optimizer\.param_groups\[0\]\.params\[6\]: expected one of the 6 indices in the optimizer's parameters \(0\.\.5\), got 6"),
+    ("group-cover", _setter("optimizer", "param_groups", 0, "params", [0, 1, 2]),
+     r"optimizer\.param_groups: no group holds parameter 3 of the optimizer's 6"),
+    ("step-negative", _setter("optimizer", "scalars", "0", "step", -3), r"optimizer\.scalars\['0'\]\.step: expected an int >= 0, got -3"),
+    ("step-float", _setter("optimizer", "scalars", "0", "step", 1.0), r"optimizer\.scalars\['0'\]\.step: expected an int >= 0, got 1\.0"),
+    ("step-missing", _deleter("optimizer", "scalars", "0", "step"),
+     r"optimizer: parameter 0 has Adam state without step, which its next step reads"),
+    ("step-unknown", _setter("optimizer", "scalars", "0", "count", 1), r"optimizer\.scalars\['0'\]\['count'\]: Adam keeps no number called 'count'"),
+    ("scalar-index", _setter("optimizer", "scalars", "9", {"step": 1}),
+     r"optimizer\.scalars\['9'\]: expected the index of one of the optimizer's 6 parameters"),
+]
+
+
+@pytest.mark.parametrize("edit,msg", [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
+def test_crafted_metadata_is_refused_with_the_field_named(ckfile, edit, msg):
+    xn.load(ckfile)
+    _rewrite(ckfile, edit)
+    with pytest.raises(xn.CheckpointError) as info:
+        xn.load(ckfile)
+    text = str(info.value)
+    assert re.match(r"^checkpoint .*good\.xpnet: " + msg, text), text
+    assert len(text) <= 300
+
+
+TENSOR_EDITS = [
+    ("adam-moment-shape", lambda t: t.update({"optimizer.0.exp_avg": np.zeros((2, 2), np.float32)}),
+     r"tensors\['optimizer\.0\.exp_avg'\]: expected a float tensor of its parameter's shape \[5, 3\], got F32 \[2, 2\]"),
+    ("adam-moment-missing", lambda t: t.pop("optimizer.0.exp_avg"),
+     r"optimizer: parameter 0 has Adam state without exp_avg, which its next step reads"),
+    ("unknown-state", lambda t: t.update({"optimizer.0.velocity": np.zeros((5, 3), np.float32)}),
+     r"tensors\['optimizer\.0\.velocity'\]: Adam keeps no state called 'velocity'"),
+    ("state-index", lambda t: t.update({"optimizer.7.exp_avg": np.zeros((5, 3), np.float32)}),
+     r"tensors: optimizer state 'optimizer\.7\.exp_avg' is for parameter 7, but the optimizer has 6"),
+    ("weight-dtype", lambda t: t.update({"model.0.weight": np.zeros((5, 3), np.int64)}),
+     r"tensors\['model\.0\.weight'\]: expected a floating-point dtype, got I64"),
+    ("counter-dtype", lambda t: t.update({"model.1.num_batches_tracked": np.zeros((), np.float32)}),
+     r"tensors\['model\.1\.num_batches_tracked'\]: expected an integer dtype, got F32"),
+    ("weight-missing", lambda t: t.pop("model.3.bias"), r"tensors: the architecture has '3\.bias', which the file lacks"),
+    ("unexpected", lambda t: t.update({"notes": np.zeros(1, np.uint8)}), r"tensors: unexpected tensor 'notes'"),
+    ("rng-unasked", lambda t: t.update({"rng.state": np.zeros(16, np.uint8)}),
+     r"tensors: the file has 'rng\.state', but its rng field is not \"tensor\""),
+]
+
+
+@pytest.mark.parametrize("edit,msg", [h[1:] for h in TENSOR_EDITS], ids=[h[0] for h in TENSOR_EDITS])
+def test_crafted_tensors_are_refused(ckfile, edit, msg):
+    _rewrite_tensors(ckfile, edit)
+    with pytest.raises(xn.CheckpointError, match=r"^checkpoint .*good\.xpnet: " + msg):
+        xn.load(ckfile)
+
+
+def test_a_tiny_file_asking_for_a_huge_net_allocates_nothing(ckfile):
+    """Linear(100000, 100000) would be 37 GiB: the size is computed from the spec and refused; a
+    raised max_bytes still compares the spec with the file's tensors before building."""
+    _rewrite(ckfile, _setter("model", "layers", 0, {"type": "Linear", "in_features": 100000, "out_features": 100000}))
+    for kw, msg in (({}, "more than max_bytes=4294967296; pass a larger max_bytes"),
+                    ({"max_bytes": 2**40}, r"tensors\['model\.0\.weight'\]: expected shape \[100000, 100000\]")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(xn.CheckpointError, match=msg):
+                xn.load(ckfile, **kw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 2 * 2**20, peak
+
+
+def test_max_bytes_bounds_the_file_and_the_net(tmp_path):
+    with backends.use("numpy"):
+        p = xn.save(tmp_path / "big.xpnet", xn.Sequential(xn.Linear(100, 100), xn.ReLU()))
+    with pytest.raises(xn.CheckpointError, match=r"big\.xpnet: its tensors hold 40400 bytes, more than the limit of 40000$"):
+        xn.load(p, max_bytes=40000)
+    with pytest.raises(xn.CheckpointError, match=r"big\.xpnet: model: the architecture holds 10100 values \(80800 bytes in float64\), "
+                                                 r"more than max_bytes=50000"):
+        xn.load(p, max_bytes=50000, dtype="float64")
+    assert xn.load(p, max_bytes=40400).net[0].weight.shape == (100, 100)
+    with pytest.raises(ValueError, match=r"^load: max_bytes must be an int >= 0, got -1$"):
+        xn.load(p, max_bytes=-1)
+
+
+def _with_model_text(path, model_text):
+    """The checkpoint at ``path`` with its "model" replaced by raw JSON text (deeper than json.dumps can write)."""
+    tensors, md = read_safetensors(path)
+    meta = json.loads(md["xpnet"])
+    meta["model"] = "@MODEL@"
+    text = json.dumps(meta, sort_keys=True).replace('"@MODEL@"', model_text)
+    write_safetensors(path, {}, {"xpnet": text, "xpnet.sha256": ck_module._digest(text, {})})
+
+
+@pytest.mark.parametrize("depth,msg", [(3000, r"its 'xpnet' metadata is JSON nested more than 256 deep"),
+                                       (150, r"model\.body\.body.*\.body\.body: layers nested more than 100 deep")])
+def test_deep_specs_are_refused_not_a_recursion_error(tmp_path, depth, msg):
+    with backends.use("numpy"):
+        p = xn.save(tmp_path / "deep.xpnet", xn.Sequential(xn.ReLU()), rng=False)
+    _with_model_text(p, '{"type": "Residual", "body": ' * depth + '{"type": "ReLU"}' + "}" * depth)
+    with pytest.raises(xn.CheckpointError, match=r"^checkpoint .*deep\.xpnet: " + msg) as info:
+        xn.load(p)
+    assert len(str(info.value)) <= 300
+
+
+def test_long_specs_load(tmp_path):
+    """20,000 layers (linear in the spec's length: no hang), nested 60 deep."""
+    with backends.use("numpy"):
+        p = xn.save(tmp_path / "long.xpnet", xn.Sequential(*[xn.ReLU() for _ in range(20_000)]), rng=False)
+        assert len(xn.load(p).net) == 20_000
+        _with_model_text(p, '{"type": "Residual", "body": ' * 60 + '{"type": "ReLU"}' + "}" * 60)
+        assert type(xn.load(p).net) is xn.Residual
+
+
+def test_malformed_and_overfull_headers_give_short_messages(tmp_path):
+    p = tmp_path / "h.xpnet"
+    blob = b'{"a": ' + b"[1," * 700_000 + b"x"  # a 2 MB malformed header
+    p.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    with pytest.raises(xn.CheckpointError, match=r"h\.xpnet: corrupt header \(JSON nested more than 8 deep\)$") as info:
+        xn.load(p)
+    blob = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "x": "' + b"y" * 2_000_000 + b'}'
+    p.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    with pytest.raises(xn.CheckpointError, match=r"h\.xpnet: corrupt header \(Unterminated string") as info:
+        xn.load(p)
+    assert len(str(info.value)) <= 300
+    entries = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(400_000)}
+    blob = json.dumps(entries).encode()
+    p.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    with pytest.raises(xn.CheckpointError, match=r"h\.xpnet: its header lists more than the limit of 100000 entries$"):
+        xn.load(p)
+    blob = json.dumps({"a": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}).encode()  # unhashable dtype
+    p.write_bytes(struct.pack("<Q", len(blob)) + blob + b"\0" * 4)
+    with pytest.raises(xn.CheckpointError, match=r"h\.xpnet: corrupt header entry for 'a': \{'data_offsets': \[0, 4\], 'dtype': \['F32'\]"):
+        xn.load(p)
+
+
+def test_messages_are_bounded_and_keep_the_file_name(tmp_path):
+    d = tmp_path / ("d" * 200) / ("e" * 200)
+    d.mkdir(parents=True)
+    with backends.use("numpy"):
+        p = xn.save(d / "named.xpnet", _net())
+    _rewrite(p, _setter("backend", "x" * 100_000))
+    with pytest.raises(xn.CheckpointError) as info:
+        xn.load(p)
+    text = str(info.value)
+    assert len(text) <= 300 and text.startswith("checkpoint ...") and "named.xpnet: backend: expected a backend name" in text
+
+
+def test_json_depth_scan():
+    from xpnet.io.safetensors import json_depth
+
+    for text in ["[]", '[[1, [2]], {"a": [3]}]', '"[[[["', '["\\\\", [[]]]', '["\\"[[[", []]', "[" * 50 + "]" * 50,
+                 '{"a": {"b": {"c": [[[]]]}}, "d": "{{{{{{{{{"}']:
+        want = _parse_depth(json.loads(text))
+        assert json_depth(text, 4) == min(want, 5) if want > 4 else json_depth(text, 4) <= 4
+        assert json_depth(text, 100) >= want and (want > 4 or json_depth(text, 100) <= 100)
+    assert json_depth("[1," * 40, 10) == 11  # unbalanced: the depth a parser reaches
+    assert json_depth("]]]" + "[" * 30, 100) <= 100
+
+
+def _parse_depth(v):
+    if isinstance(v, (list, dict)):
+        items = v.values() if isinstance(v, dict) else v
+        return 1 + max((_parse_depth(e) for e in items), default=0)
+    return 0
+
+
+# -- a layer of one's own: checked after building (issue 17) ---------------------------------------------------
+
+
+def test_registered_layer_is_checked_after_building(tmp_path, private_registry):
+    private_registry.register(Stack)
+    with backends.use("numpy"):
+        p = xn.save(tmp_path / "s.xpnet", Stack(xn.Linear(3, 4), xn.ReLU(), scale=0.5))
+        _rewrite(p, _setter("model", "blocks", 0, "out_features", 6))
+        with pytest.raises(xn.CheckpointError,
+                           match=r"s\.xpnet: tensors\['model\.blocks\.0\.weight'\]: expected shape \[6, 3\] \(the architecture's\), got \[4, 3\]"):
+            xn.load(p)
+        # its known children still count before anything is built
+        _rewrite(p, _setter("model", "blocks", 0, {"type": "Linear", "in_features": 100000, "out_features": 100000}))
+        with pytest.raises(xn.CheckpointError, match=r"s\.xpnet: model: the architecture holds 10000100000 values"):
+            xn.load(p)
+
+
+# -- authenticity: signed checkpoints (issue 17) ---------------------------------------------------------------
+
+
+def test_signed_checkpoint_round_trips_and_is_verified(tmp_path, monkeypatch):
+    monkeypatch.delenv(ck_module.KEY_ENV, raising=False)
+    with backends.use("numpy"):
+        net = _net()
+        p = xn.save(tmp_path / "s.xpnet", net, key=b"secret")
+        _assert_same_state(_host_state(net), _host_state(xn.load(p, key=b"secret").net))
+        assert xn.load(p, key="secret").net is not None  # a str key is its UTF-8 bytes
+        assert xn.load(p).net is not None  # without a key nothing is verified (the SHA-256 still is)
+        with pytest.raises(xn.CheckpointError, match=r"s\.xpnet: its signature does not match the key: it was signed with "
+                                                     r"another key, or written by someone without the key$"):
+            xn.load(p, key=b"other")
+        unsigned = xn.save(tmp_path / "u.xpnet", net)
+        with pytest.raises(xn.CheckpointError, match=r"u\.xpnet: it is not signed, and a key was given \(key= or "
+                                                     r"XPNET_CHECKPOINT_KEY\): an unsigned file could have been written by anyone$"):
+            xn.load(unsigned, key=b"secret")
+    # someone who can write the file but has not the key edits it and fixes the SHA-256: the signature fails
+    _rewrite(p, _setter("epoch", 99))
+    tensors, md = read_safetensors(p)
+    assert md["xpnet.sha256"] == ck_module._digest(md["xpnet"], tensors) and "xpnet.hmac-sha256" not in md
+    tensors, md = read_safetensors(p)
+    write_safetensors(p, tensors, {**md, "xpnet.hmac-sha256": "0" * 64})
+    with pytest.raises(xn.CheckpointError, match="its signature does not match the key"):
+        xn.load(p, key=b"secret")
+
+
+def test_signing_key_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(ck_module.KEY_ENV, "from-env")
+    with backends.use("numpy"):
+        p = xn.save(tmp_path / "e.xpnet", _net())
+        assert xn.load(p).net is not None
+        assert xn.load(p, key="from-env").net is not None
+        with pytest.raises(xn.CheckpointError, match="its signature does not match the key"):
+            xn.load(p, key="another")
+        monkeypatch.delenv(ck_module.KEY_ENV)
+        unsigned = xn.save(tmp_path / "u.xpnet", _net())
+        monkeypatch.setenv(ck_module.KEY_ENV, "from-env")
+        with pytest.raises(xn.CheckpointError, match="it is not signed, and a key was given"):
+            xn.load(unsigned)
+        with pytest.raises(TypeError, match=r"^save: key must be bytes or str, got int$"):
+            xn.save(tmp_path / "k.xpnet", _net(), key=5)
+        with pytest.raises(ValueError, match=r"^load: key must not be empty$"):
+            xn.load(p, key=b"")
+
+
+# -- temporary files of interrupted saves (issue 17) -----------------------------------------------------------
+
+
+def test_temporary_files_have_the_documented_pattern(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+
+    def spy(src, dst):
+        seen.append(pathlib.Path(src).name)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    with backends.use("numpy"):
+        xn.save(tmp_path / "ck.xpnet", _net())
+    assert len(seen) == 1 and re.fullmatch(r"\.ck\.xpnet\.[0-9a-f]{12}\.xpnet-tmp", seen[0])
+    assert xn.io.atomic.temp_pattern(tmp_path / "ck.xpnet").fullmatch(seen[0])
+
+
+def test_leftovers_of_an_interrupted_save_are_removed_by_the_next(tmp_path):
+    target = tmp_path / "ck.xpnet"
+    leftovers = [tmp_path / ".ck.xpnet.0123456789ab.xpnet-tmp", tmp_path / ".ck.xpnet.ffffffffffff.xpnet-tmp"]
+    others = [tmp_path / ".ck.xpnet.0123456789ab.tmp", tmp_path / ".ck.xpnet.0123456789AB.xpnet-tmp",
+              tmp_path / ".ck.xpnet.0123456789a.xpnet-tmp", tmp_path / ".other.xpnet.0123456789ab.xpnet-tmp",
+              tmp_path / "ck.xpnet.0123456789ab.xpnet-tmp", tmp_path / ".ck.xpnet.0123456789ab.xpnet-tmp.keep",
+              tmp_path / ".ck.xpnetX0123456789ab.xpnet-tmp"]
+    for f in leftovers + others:
+        f.write_bytes(b"partial")
+    with backends.use("numpy"):
+        xn.save(target, _net())
+    assert not any(f.exists() for f in leftovers)
+    assert all(f.read_bytes() == b"partial" for f in others)  # nothing else is touched
+    assert xn.load(target).net is not None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
+    import fcntl
+
+    live = tmp_path / ".ck.xpnet.0123456789ab.xpnet-tmp"
+    fd = os.open(live, os.O_WRONLY | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with backends.use("numpy"):
+            xn.save(tmp_path / "ck.xpnet", _net())
+        assert live.exists()
+    finally:
+        os.close(fd)
+    with backends.use("numpy"):
+        xn.save(tmp_path / "ck.xpnet", _net())
+    assert not live.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_a_killed_save_leaves_a_leftover_that_the_next_save_removes(tmp_path):
+    """A real kill: a child process starts a large save and is SIGKILLed in the middle of writing."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "ck.xpnet"
+    code = ("import sys, time, xpnet as xn\n"
+            "from xpnet.io import safetensors as st\n"
+            "real = st.atomic_write\n"
+            "import contextlib\n"
+            "@contextlib.contextmanager\n"
+            "def slow(path, mode='wb'):\n"
+            "    with real(path, mode) as f:\n"
+            "        f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+            "        yield f\n"
+            "st.atomic_write = slow\n"
+            "with xn.backends.use('numpy'):\n"
+            "    xn.save(sys.argv[1], xn.Linear(3, 2))\n")
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    child = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=repo, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    left = [f for f in os.listdir(tmp_path) if f.endswith(".xpnet-tmp")]
+    assert len(left) == 1 and not target.exists()
+    unrelated = tmp_path / ".ck.xpnet.notes"
+    unrelated.write_text("mine")
+    with backends.use("numpy"):
+        xn.save(target, _net())
+    assert sorted(os.listdir(tmp_path)) == [".ck.xpnet.notes", "ck.xpnet"]
+
+
+def test_a_directory_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(xn.CheckpointError, match=r"^checkpoint .*: cannot be read \(Is a directory\)$"):
+        xn.load(tmp_path)
+
+
+def test_version_1_files_are_checked_too(tmp_path):
+    with backends.use("numpy"):
+        net = _net()
+        opt = xn.Adam(net)
+        x, y = _data(backends.get("numpy"))
+        _step(net, xn.CrossEntropyLoss(), opt, x, y)
+        spec = {"type": "Adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
+        p = _save_v1(tmp_path / "v1.xpnet", net, opt, opt_spec=spec)
+        assert xn.load(p).optimizer.state[0]["step"] == 1
+        _rewrite(p, _setter("optimizer", "ints", "0", "step", -1))
+        with pytest.raises(xn.CheckpointError, match=r"v1\.xpnet: optimizer\.ints\['0'\]\.step: expected an int >= 0, got -1$"):
+            xn.load(p)
+        _rewrite(p, _setter("optimizer", "params", [0, 1, 2, 3, 4, 6]))
+        with pytest.raises(xn.CheckpointError, match=r"v1\.xpnet: optimizer\.params\[5\]: expected one of the 6 positions"):
+            xn.load(p)

@@ -14,13 +14,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def xpnet(*args, cwd=None, env=None, timeout=300):
-    """Run the console script when it is installed (CI installs it), else ``python -m xpnet``."""
+def xpnet(*args, cwd=None, env=None, timeout=300, **kw):
+    """Run the console script when it is installed (CI installs it), else ``python -m xpnet``;
+    ``kw`` goes to ``subprocess.run`` (e.g. ``preexec_fn`` to set resource limits)."""
     script = shutil.which("xpnet", path=os.path.dirname(sys.executable))
     cmd = [script] if script else [sys.executable, "-m", "xpnet"]
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    full_env.pop("XPNET_BACKEND", None)
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("XPNET_BACKEND", "XPNET_TRACEBACK")}
+    full_env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
+                          **kw)
 
 
 def one_line_error(out, *needles):
@@ -162,3 +164,48 @@ def test_a_damaged_checkpoint_is_a_usage_error(tmp_path):
     bad = tmp_path / "bad.xpnet"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
     one_line_error(xpnet("evaluate", str(bad)), "truncated")
+
+
+def test_resume_without_out_writes_beside_the_checkpoint(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = xpnet("train", "--schedule", "none", "--epochs", "1", "--no-plots", "--out", str(run))
+    assert first.returncode == 0, first.stderr
+    resumed = xpnet("train", "--resume", str(run / "last.xpnet"), "--epochs", "2", "--no-plots", cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoints in {run}/" in resumed.stdout
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+    assert list(elsewhere.iterdir()) == []  # no runs/digits-mlp in the working directory
+    # a bare file name: its directory is the working directory
+    again = xpnet("train", "--resume", "last.xpnet", "--epochs", "3", "--no-plots", cwd=run)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2, 3]
+    assert not (run / "runs").exists()
+
+
+def test_the_checkpoint_check_before_training_leaves_the_generator_as_it_was():
+    import numpy as np
+
+    import xpnet as xn
+    from xpnet import backends
+    from xpnet.cli.checks import round_trip
+
+    be = backends.get("numpy")
+    net = xn.Sequential(xn.Linear(4, 3))
+    be.manual_seed(7)
+    round_trip(xn, be, net, xn.Adam(net), xn.CrossEntropyLoss(), "net")
+    after = be.to_numpy(be.rng.uniform((5,), dtype=be.dtype("float64")))
+    be.manual_seed(7)
+    fresh = be.to_numpy(be.rng.uniform((5,), dtype=be.dtype("float64")))
+    np.testing.assert_array_equal(after, fresh)
+
+
+def test_xpnet_traceback_shows_the_traceback_of_a_user_error(tmp_path):
+    (tmp_path / "net.json").write_text("[]]")
+    quiet = xpnet("train", "--model", "net.json", cwd=tmp_path)
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XPNET_TRACEBACK": "1"}
+    env.pop("XPNET_BACKEND", None)
+    loud = subprocess.run([sys.executable, "-m", "xpnet", "train", "--model", "net.json"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=300)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "UsageError" in loud.stderr

@@ -35,7 +35,7 @@ def test_shape_error_inside_sequential_names_the_layer(backend):
 def test_linear_backward_with_wrong_dy_shape(backend):
     layer = xn.Linear(4, 3)
     layer(floats(backend, 5, 4))
-    with pytest.raises(ValueError, match=re.escape("Linear(4 -> 3).backward expected dy of shape (5, 3), got (5, 4)")):
+    with pytest.raises(ValueError, match=re.escape("Linear(4 -> 3).backward expected dy of shape (5, 3) (its output's), got (5, 4)")):
         layer.backward(floats(backend, 5, 4))
 
 

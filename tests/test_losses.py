@@ -501,19 +501,19 @@ def test_target_or_dy_on_another_place(backend):
         xn.CrossEntropyLoss()(f32(backend, 2, 3), other.asarray(np.array([1, 2])))
     loss = xn.MSELoss()
     loss(f32(backend, 2), f32(backend, 2))
-    with pytest.raises(ValueError, match=re.escape(f"MSELoss.backward got dy on {other.label} but the loss was computed on {backend.label}")):
+    with pytest.raises(ValueError, match=re.escape(f"MSELoss.backward got dy on {other.label} but its output is on {backend.label}")):
         loss.backward(other.asarray(1.0, dtype="float32"))
 
 
 @pytest.mark.parametrize("make, shape, dy, error, message", [
     (lambda: xn.MSELoss("none"), (4, 2), lambda b: f32(b, 4), ValueError,
-     "MSELoss.backward expected dy of shape (4, 2) (the loss's, reduction='none'), got (4,)"),
+     "MSELoss.backward expected dy of shape (4, 2) (its output's, reduction='none'), got (4,)"),
     (lambda: xn.MSELoss("none"), (4, 2), lambda b: 1.0, ValueError,
-     "MSELoss.backward expected dy of shape (4, 2) (the loss's, reduction='none'), got the number 1.0"),
+     "MSELoss.backward expected dy of shape (4, 2) (its output's, reduction='none'), got the number 1.0"),
     (lambda: xn.MSELoss(), (4, 2), lambda b: f32(b, 3), ValueError,
-     "MSELoss.backward expected dy of shape () (the loss's, reduction='mean'), got (3,)"),
+     "MSELoss.backward expected dy of shape () (its output's, reduction='mean'), got (3,)"),
     (lambda: xn.MSELoss("sum"), (4,), lambda b: b.asarray(1.0, dtype="float64"), TypeError,
-     "MSELoss.backward expected dy of dtype float32 (the prediction's), got float64"),
+     "MSELoss.backward expected dy of dtype float32 (its output's), got float64"),
     (lambda: xn.MSELoss(), (4,), lambda b: "1", TypeError,
      "MSELoss.backward expected dy to be a number or an array, got str"),
     (lambda: xn.MSELoss(), (4,), lambda b: True, TypeError,
@@ -529,5 +529,5 @@ def test_bad_upstream_gradient(backend, make, shape, dy, error, message):
 def test_cross_entropy_backward_dy_shape_for_index_targets(backend):
     loss = xn.CrossEntropyLoss(reduction="none")
     loss(f32(backend, 2, 3, 5), labels(backend, np.zeros((2, 5), dtype=int)))
-    with pytest.raises(ValueError, match=re.escape("CrossEntropyLoss.backward expected dy of shape (2, 5) (the loss's, reduction='none'), got (2, 3, 5)")):
+    with pytest.raises(ValueError, match=re.escape("CrossEntropyLoss.backward expected dy of shape (2, 5) (its output's, reduction='none'), got (2, 3, 5)")):
         loss.backward(f32(backend, 2, 3, 5))

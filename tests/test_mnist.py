@@ -606,3 +606,180 @@ def test_connection_cut_mid_file_leaves_nothing_behind(monkeypatch, tmp_path, so
         httpd.server_close()
         thread.join()
     assert os.listdir(tmp_path / "mnist") == []
+
+
+# -- bounded time, progress, an unusable cache directory ----------------------------------------------------
+class _Silent:
+    """A socket on 127.0.0.1 that accepts connections (into its backlog) and never answers: a dead proxy."""
+
+    def __enter__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+def test_a_proxy_that_never_answers_fails_within_the_timeout_naming_every_mirror(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(mnist, "TIMEOUT", 1.5)
+    mirrors = ["http://mirror-a.invalid/mnist/", "http://mirror-b.invalid/mnist/", "http://mirror-c.invalid/"]
+    monkeypatch.setitem(mnist.MIRRORS, "mnist", mirrors)
+    with _Silent() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        t0 = time.monotonic()
+        with pytest.raises(mnist.DatasetUnavailable) as e:
+            data.load_mnist("test", backend="numpy", root=tmp_path)
+        elapsed = time.monotonic() - t0
+    # the three mirrors share the 1.5 s; one at a time (the old way), they took 3 x 1.5 s
+    assert elapsed < 3.5, elapsed
+    msg = str(e.value)
+    for m in mirrors:
+        assert f"\n  {m}t10k-images-idx3-ubyte.gz: TimeoutError: " in msg, msg
+    assert msg.count("(no answer within ") == 3 and os.listdir(tmp_path / "mnist") == []
+
+
+def test_the_answer_time_is_shared_but_a_refusal_spends_none_of_it(monkeypatch, tmp_path, source, hashes, serve):
+    srv = serve(source["mnist"][0])
+    monkeypatch.setattr(mnist, "TIMEOUT", 1.0)
+    with _Silent() as silent:
+        # a silent mirror spends its half of the second; the next one, answering at once, still gets the file
+        monkeypatch.setitem(mnist.MIRRORS, "mnist", [_dead(), silent.url + "/", srv.url])
+        X, _ = data.load_mnist("test", backend="numpy", root=tmp_path)
+    assert tuple(X.shape) == (N["test"], 1, 28, 28)
+
+
+def _serving(handler):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return httpd, thread, f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+def _stop(httpd, thread):
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_a_trickling_mirror_meets_the_deadline(monkeypatch, tmp_path):
+    import time
+
+    stop = threading.Event()
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # one byte every 20 ms: never stalls long enough for a read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            while not stop.is_set():
+                try:
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.02)
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(mnist, "DEADLINE", 1.0)
+    httpd, thread, url = _serving(Trickle)
+    try:
+        monkeypatch.setitem(mnist.MIRRORS, "mnist", [url, url + "again/"])
+        t0 = time.monotonic()
+        with pytest.raises(mnist.DatasetUnavailable) as e:
+            data.load_mnist("test", backend="numpy", root=tmp_path)
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        _stop(httpd, thread)
+    assert elapsed < 3.0, elapsed
+    msg = str(e.value)
+    assert re.search(re.escape(f"  {url}t10k-images-idx3-ubyte.gz: gave up after 1 s, the time allowed for the "
+                               "whole download, with ") + r"[\d,]+ of 1000000 bytes\n", msg), msg
+    assert (f"  {url}again/t10k-images-idx3-ubyte.gz: not tried: the 1 s allowed for the whole download "
+            "had run out") in msg
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_a_mirror_that_stops_sending_times_out_mid_file(monkeypatch, tmp_path, source):
+    blob = (source["mnist"][0] / "t10k-images-idx3-ubyte.gz").read_bytes()
+    release = threading.Event()
+
+    class Stall(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # headers and a first part at once, then nothing
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob[:100])
+            self.wfile.flush()
+            release.wait(10)
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(mnist, "TIMEOUT", 0.5)
+    httpd, thread, url = _serving(Stall)
+    try:
+        monkeypatch.setitem(mnist.MIRRORS, "mnist", [url])
+        with pytest.raises(mnist.DatasetUnavailable, match=re.escape(
+                f"  {url}t10k-images-idx3-ubyte.gz: TimeoutError: timed out (no data for 0.5 s)\n")):
+            data.load_mnist("test", backend="numpy", root=tmp_path)
+    finally:
+        release.set()
+        _stop(httpd, thread)
+
+
+def test_progress_is_one_line_per_file_when_stderr_is_not_a_terminal(monkeypatch, tmp_path, source, hashes, serve,
+                                                                     capsys):
+    srv = serve(source["mnist"][0])
+    monkeypatch.setitem(mnist.MIRRORS, "mnist", [srv.url])
+    data.load_mnist("test", backend="numpy", root=tmp_path)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"load_mnist: downloading {srv.url}{name}" for name in mnist.FILES["test"]]
+    data.load_mnist("test", backend="numpy", root=tmp_path)  # cached: silent
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(mnist, "PROGRESS", False)
+    shutil.rmtree(tmp_path / "mnist")
+    data.load_mnist("test", backend="numpy", root=tmp_path)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_on_a_terminal_counts_bytes_of_the_total(monkeypatch, tmp_path, source, hashes, serve):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(mnist.sys, "stderr", term)
+    srv = serve(source["mnist"][0])
+    monkeypatch.setitem(mnist.MIRRORS, "mnist", [_dead(), srv.url])
+    data.load_mnist("test", backend="numpy", root=tmp_path)
+    text = term.getvalue()
+    for name in mnist.FILES["test"]:
+        size = (source["mnist"][0] / name).stat().st_size
+        assert f"\r\x1b[Kload_mnist: downloading {srv.url}{name}: {size:,}/{size:,} bytes (100%)\n" in text
+    assert re.search(r"downloading http://127\.0\.0\.1:\d+//t10k-images-idx3-ubyte\.gz: 0 bytes - failed: "
+                     r"ConnectionRefusedError: .*\n", text)
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_a_cache_directory_that_is_a_file(monkeypatch, tmp_path, below):
+    f = tmp_path / "a-file"
+    f.write_text("not a directory")
+    root = f / "below" if below else f
+    monkeypatch.setenv("XPNET_DATA", str(root))
+    with pytest.raises(mnist.DatasetUnavailable) as e:
+        data.load_mnist("test", backend="numpy")
+    msg = str(e.value)
+    assert msg == (f"load_mnist: cannot use the cache directory {root / 'mnist'} (from $XPNET_DATA={str(root)!r}) "
+                   f"for the MNIST files: Not a directory ({f} is a file); point XPNET_DATA or root= at a "
+                   "directory you can write in")
+    assert f.read_text() == "not a directory"

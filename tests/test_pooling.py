@@ -488,14 +488,14 @@ def test_backward_before_forward_and_wrong_dy(backend, make):
     with pytest.raises(RuntimeError, match=re.escape(f"{layer!r}.backward was called before forward")):
         layer.backward(floats(backend, 2, 3, 2, 2))
     layer(floats(backend, 2, 3, 4, 5))
-    with pytest.raises(ValueError, match=re.escape(f"{layer!r}.backward expected dy of shape (2, 3, 2, 2), got (2, 3, 2, 3)")):
+    with pytest.raises(ValueError, match=re.escape(f"{layer!r}.backward expected dy of shape (2, 3, 2, 2) (its output's), got (2, 3, 2, 3)")):
         layer.backward(floats(backend, 2, 3, 2, 3))
     # the failed backward consumed its forward, as every layer's does
     with pytest.raises(RuntimeError, match=re.escape(f"{layer!r}.backward was called before forward (or more often")):
         layer.backward(floats(backend, 2, 3, 2, 2))
     layer(floats(backend, 3, 4, 5))
-    with pytest.raises(ValueError, match=re.escape(f"{layer!r}.backward expected dy of shape (3, 2, 2), got (1, 3, 2, 2)")):
+    with pytest.raises(ValueError, match=re.escape(f"{layer!r}.backward expected dy of shape (3, 2, 2) (its output's), got (1, 3, 2, 2)")):
         layer.backward(floats(backend, 1, 3, 2, 2))
     layer(floats(backend, 3, 4, 5))
-    with pytest.raises(TypeError, match=re.escape(f"{layer!r} expected a floating-point dy, got int64")):
+    with pytest.raises(TypeError, match=re.escape(f"{layer!r}.backward expected dy of dtype float32 (its output's), got int64")):
         layer.backward(backend.xp.ones((3, 2, 2), dtype=backend.xp.int64, device=backend.device))

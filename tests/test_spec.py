@@ -522,3 +522,8 @@ def test_build_optimizer_errors():
         S.build_optimizer({"type": "SGD", "lr": 0.1, "mom": 0.9}, params)
     with pytest.raises(ValueError, match=r"^optimizer: bad arguments for SGD: .*'lr'"):
         S.build_optimizer({"type": "SGD"}, params)
+
+
+def test_sizes_no_array_can_have_are_a_located_value_error():
+    with pytest.raises(ValueError, match=r"^model\.layers\[0\]: Linear with .* is too large to build \(OverflowError"):
+        S.build([{"type": "Linear", "in_features": 10**400, "out_features": 2}])

@@ -13,12 +13,17 @@ def nonneg_int(s):
     return _int(s, 0, "an integer >= 0")
 
 
-def _int(s, lo, what):
+def seed_arg(s):
+    """A generator seed: every backend takes 0 <= seed < 2**63 (torch's is a signed 64-bit integer)."""
+    return _int(s, 0, "an integer from 0 to 2**63 - 1", hi=2**63 - 1)
+
+
+def _int(s, lo, what, hi=None):
     try:
         v = int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}") from None
-    if v < lo:
+    if v < lo or (hi is not None and v > hi):
         raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}")
     return v
 
@@ -30,6 +35,16 @@ def positive_float(s):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {s!r}") from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {s!r}")
+    return v
+
+
+def nonneg_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {s!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {s!r}")
     return v
 
 

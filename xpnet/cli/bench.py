@@ -68,6 +68,11 @@ def run(args) -> int:
         modes=_names(args.modes, MODES, "modes"), peer=args.peer, scaling=args.scaling,
         **({"rounds": args.rounds} if args.rounds else {}),
     )
+    if args.out is not None:  # before the measurements, which take minutes
+        from . import paths
+
+        paths.check("--out", args.out, ("bench.json", "throughput.png", "scaling.png"))
+        paths.prepare("--out", args.out)
     try:
         return bench_run.run(settings, args.out)
     except bench_run.NothingToRun as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import UsageError
+from . import UsageError, describe
 from ._args import backend_arg, positive_int
 
 HELP = "evaluate a checkpoint on the test split of its data set"
@@ -27,7 +27,8 @@ def run(args) -> int:
     from xpnet.data import DatasetUnavailable
     from xpnet.nets.evaluate import net_backend
 
-    from .recipes import load
+    from .recipes import DATASETS, load
+    from .checks import load_checkpoint, saved_seed
     from .train import _wants_images
 
     if args.backend is not None:
@@ -35,27 +36,32 @@ def run(args) -> int:
             backends.get(args.backend)
         except (backends.BackendUnavailable, ValueError) as e:
             raise UsageError(f"--backend: {e}") from None
-    try:
-        ck = xn.load(args.checkpoint, backend=args.backend)
-    except (FileNotFoundError, xn.CheckpointError) as e:
-        raise UsageError(str(e)) from None
-    cli = ck.extra.get("cli") or {}
+    ck = load_checkpoint("", args.checkpoint, args.backend)
+    cli = ck.extra.get("cli") if isinstance(ck.extra, dict) else None
+    cli = cli if isinstance(cli, dict) else {}
     name = args.data or cli.get("data")
     if name is None:
         raise UsageError(f"{args.checkpoint} does not say which data set it was trained on: pass --data")
+    if name not in DATASETS:
+        raise UsageError(f"{args.checkpoint} says it was trained on {str(name)[:60]!r}, not a data set of xpnet "
+                         f"train ({', '.join(DATASETS)}): pass --data")
     net = ck.net
     be = net_backend(net)
 
     try:
-        _, _, (X, y) = load(name, be, ck.dtype, int(cli.get("seed", 0)), not _wants_images(net))
+        _, _, (X, y) = load(name, be, ck.dtype, saved_seed(args.checkpoint, cli), not _wants_images(net))
     except (DatasetUnavailable, ValueError) as e:  # offline, or a damaged file in the cache
         raise UsageError(f"--data {name}: {e}") from None
-    loss = ck.loss or xn.CrossEntropyLoss()
+    except (OSError, MemoryError) as e:
+        raise UsageError(f"--data {name}: {describe(e)}") from None
+    loss = ck.loss if isinstance(ck.loss, xn.Loss) else xn.CrossEntropyLoss()
     try:
         result = xn.evaluate(net, loss, (X, y), batch_size=args.batch_size)
-    except ValueError as e:
+        pred = xn.predict(net, X, batch_size=args.batch_size)
+    except (ValueError, TypeError) as e:
         raise UsageError(f"the model does not fit the {name} data: {e}") from None
-    pred = xn.predict(net, X, batch_size=args.batch_size)
+    if int(pred.ndim) != 2:
+        raise UsageError(f"the model gives outputs of shape {tuple(pred.shape)}, not class scores (N, classes)")
     classes = int(pred.shape[1])
     cm = backends.to_numpy(metrics.confusion_matrix(pred, y, classes)).tolist()
     if args.json:

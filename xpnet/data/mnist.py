@@ -10,6 +10,11 @@ directory, and moved into place (atomically) only once its SHA-256 matches, so a
 corrupt download leaves nothing behind. A file already in the cache is checked too, once per
 process (again when its size or modification time changes). Without network access,
 :class:`DatasetUnavailable` says which files to place where by hand.
+
+Downloads are bounded in time: the mirrors of a file share :data:`TIMEOUT` seconds to answer
+(so a proxy that never answers gives up within it, naming every mirror tried), and a whole load
+gives up after :data:`DEADLINE` seconds. Progress goes to stderr (:data:`PROGRESS`): bytes
+received of the total on a terminal, else one line per file.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import hashlib
 import http.client
 import logging
 import os
+import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -30,7 +37,15 @@ from . import idx
 __all__ = ["DatasetUnavailable", "cache_dir", "load_fashion_mnist", "load_mnist"]
 
 ENV_VAR = "XPNET_DATA"
-TIMEOUT = 30.0  # seconds without progress (connect, or one read) before a mirror counts as failed
+#: seconds that all the mirrors of one file together may take to answer (connect and response
+#: headers), shared among them; also the longest any one read may then wait for data. A proxy
+#: that never answers fails within this, with every mirror named.
+TIMEOUT = 30.0
+#: seconds that one load may spend downloading, all its files and mirrors together, so that a
+#: mirror trickling a byte now and then cannot hold it forever (MNIST is 11 MB, Fashion-MNIST 30 MB)
+DEADLINE = 600.0
+#: show each download's progress on stderr: bytes/total on a terminal, else one line per file
+PROGRESS = True
 _CHUNK = 1 << 20
 
 #: split -> (images file, labels file), the original names
@@ -126,38 +141,178 @@ def _why(e) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _download(url, dest, expected):
-    """Fetch ``url`` to ``dest`` (atomically, only if its SHA-256 is ``expected``); None, or why it failed."""
+class _Progress:
+    """Progress of one download on stderr: on a terminal, ``bytes/total`` rewritten in place (at
+    most 10 times a second); otherwise one line when the download starts. Silent when
+    :data:`PROGRESS` is false or there is no stderr."""
+
+    def __init__(self, fn, url):
+        self.out = sys.stderr if PROGRESS else None
+        self.tty = bool(self.out is not None and getattr(self.out, "isatty", lambda: False)())
+        self.fn, self.url = fn, url
+        self.total, self.shown, self.drawn = None, 0.0, False
+        if self.out is not None and not self.tty:
+            print(f"{fn}: downloading {url}", file=self.out, flush=True)
+        self.update(0)
+
+    def update(self, n, force=False):
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if not force and self.drawn and now - self.shown < 0.1:
+            return
+        self.shown, self.drawn = now, True
+        of = f"/{self.total:,} bytes ({100 * n / self.total:.0f}%)" if self.total else " bytes"
+        self.out.write(f"\r\x1b[K{self.fn}: downloading {self.url}: {n:,}{of}")
+        self.out.flush()
+
+    def close(self, n, why):
+        if self.tty:
+            self.update(n, force=True)
+            self.out.write(f" - failed: {why}\n" if why else "\n")
+            self.out.flush()
+
+
+def _set_timeout(r, seconds):
+    """Make each further read of the response ``r`` wait at most ``seconds``. urllib exposes no way
+    to change the socket timeout once the answer has come, so this reaches through http.client's
+    reader to its socket; where that layout differs, the per-chunk deadline check still bounds the
+    download, only less tightly."""
+    sock = getattr(getattr(getattr(r, "fp", None), "raw", None), "_sock", None)
+    if sock is None:
+        return False
+    sock.settimeout(max(seconds, 1e-3))
+    return True
+
+
+def _download(fn, url, dest, expected, *, wait, deadline):
+    """Fetch ``url`` to ``dest`` (atomically, only if its SHA-256 is ``expected``).
+
+    ``wait``: the most seconds to wait for the mirror to answer (connect and response headers);
+    then each read waits at most :data:`TIMEOUT`; ``deadline``: the ``time.monotonic()`` by which
+    the whole file must be in. Returns ``(why, waited)``: None or why it failed, and the seconds
+    spent waiting for the answer.
+    """
     # the temporary file sits next to dest, so os.replace is a rename within one file system
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=os.path.basename(dest) + ".", suffix=".part")
+    t0 = time.monotonic()
+    waited, n, why, size, last, stall = None, 0, None, None, False, wait
+    bar = _Progress(fn, url)
     try:
         _log.info("downloading %s to %s", url, dest)
-        h, n = hashlib.sha256(), 0
+        h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             from .. import __version__  # here: xpnet/__init__ may still be running when this module loads
 
             request = urllib.request.Request(url, headers={"User-Agent": f"xpnet/{__version__} (urllib)"})
             # a fresh opener each time: it reads the proxy variables now, not at the first download
-            with urllib.request.build_opener().open(request, timeout=TIMEOUT) as r:
-                while chunk := r.read(_CHUNK):
+            with urllib.request.build_opener().open(request, timeout=wait) as r:
+                waited = time.monotonic() - t0
+                size = r.headers.get("Content-Length")
+                bar.total = int(size) if size is not None and size.isdigit() else None
+                # read1: whatever has arrived (up to a chunk), so a trickling mirror meets the deadline check
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        why = _late(n, size)
+                        return why, waited
+                    if _set_timeout(r, min(TIMEOUT, left)):
+                        stall = min(TIMEOUT, left)
+                    last = left <= stall  # this read ends at the deadline at the latest
+                    chunk = r.read1(_CHUNK)
+                    if not chunk:
+                        break
                     h.update(chunk)
                     out.write(chunk)
                     n += len(chunk)
-                # read(amt) ends quietly at a premature EOF, so compare with the announced length
-                size = r.headers.get("Content-Length")
+                    bar.update(n)
+        # read1 ends quietly at a premature EOF, so compare with the announced length
         if size is not None and size.isdigit() and n != int(size):
-            return f"the connection ended after {n} of {size} bytes"
-        if h.hexdigest() != expected:
-            return f"SHA-256 mismatch: got {n} bytes whose SHA-256 is {h.hexdigest()}, expected {expected}"
-        os.replace(tmp, dest)
-        tmp = None
-        _verified.add(_stamp(dest, expected))
-        return None
+            why = f"the connection ended after {n} of {size} bytes"
+        elif h.hexdigest() != expected:
+            why = f"SHA-256 mismatch: got {n} bytes whose SHA-256 is {h.hexdigest()}, expected {expected}"
+        else:
+            os.replace(tmp, dest)
+            tmp = None
+            _verified.add(_stamp(dest, expected))
+        return why, waited
     except (OSError, http.client.HTTPException, ValueError) as e:  # URLError, timeouts, cut connections
-        return _why(e)
+        why = _why(e)
+        if _timed_out(e) and waited is not None and last:
+            why = _late(n, size)
+        elif _timed_out(e):
+            why += f" (no data for {stall:.3g} s)" if waited is not None else f" (no answer within {wait:.3g} s)"
+        return why, time.monotonic() - t0 if waited is None else waited
     finally:
+        bar.close(n, why)
         if tmp is not None:
             os.remove(tmp)
+
+
+def _late(n, size):
+    return (f"gave up after {DEADLINE:g} s, the time allowed for the whole download, "
+            f"with {n:,} of {size or 'an unknown number of'} bytes")
+
+
+def _timed_out(e):
+    if isinstance(e, urllib.error.URLError) and isinstance(e.reason, BaseException):
+        e = e.reason
+    return isinstance(e, TimeoutError)
+
+
+def _fetch(fn, key, name, dest, deadline):
+    """Download the file ``name`` of data set ``key`` to ``dest`` from the first mirror that works;
+    None, or the lines saying why each mirror failed.
+
+    All the mirrors of the file share :data:`TIMEOUT` seconds to answer: each waits at most an
+    equal share of what the ones before it left, so a proxy that never answers fails within
+    TIMEOUT overall. The time spent receiving a file does not count against that, only against
+    the ``deadline`` of the whole load."""
+    mirrors = MIRRORS[key]
+    answer_left = TIMEOUT
+    tried = []
+    for j, base in enumerate(mirrors):
+        url = base + name
+        left = min(answer_left, deadline - time.monotonic())
+        if left <= 0:
+            spent = (f"the {TIMEOUT:g} s allowed for the mirrors to answer" if answer_left <= 0
+                     else f"the {DEADLINE:g} s allowed for the whole download")
+            tried.append(f"  {url}: not tried: {spent} had run out")
+            continue
+        why, waited = _download(fn, url, dest, SHA256[key][name], wait=left / (len(mirrors) - j), deadline=deadline)
+        if why is None:
+            return None
+        answer_left -= waited
+        tried.append(f"  {url}: {why}")
+    return "\n".join(tried) or "  (no mirrors)"
+
+
+def _make_dir(fn, key, directory):
+    """Create the cache directory (and check that files can be written there), or say why not:
+    typically ``$XPNET_DATA`` or ``root=`` names a file, or a directory one cannot write in."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".xpnet-probe-"):
+            pass
+    except OSError as e:
+        source = (f" (from ${ENV_VAR}={os.environ[ENV_VAR]!r})" if os.environ.get(ENV_VAR)
+                  and cache_dir() == os.path.dirname(directory) else "")
+        raise DatasetUnavailable(
+            f"{fn}: cannot use the cache directory {directory}{source} for the {_TITLE[key]} files: "
+            f"{e.strerror or e}{_blocker(directory)}; point {ENV_VAR} or root= at a directory you can write in"
+        ) from None
+
+
+def _blocker(directory):
+    """`` (X is a file)`` when an ancestor of ``directory`` is a file, else ``""``."""
+    d = directory
+    while True:
+        parent = os.path.dirname(d)
+        if os.path.isfile(d):
+            return f" ({d} is a file)"
+        if parent == d:
+            return ""
+        d = parent
 
 
 def _by_hand(key, directory, names) -> str:
@@ -181,18 +336,15 @@ def _files(fn, key, split, root, download):
             f"{fn}: the {_TITLE[key]} file{'s' * (len(missing) > 1)} {', '.join(missing)} "
             f"{'are' if len(missing) > 1 else 'is'} not in {directory}, and download=False.\n"
             + _by_hand(key, directory, missing))
+    if missing:
+        _make_dir(fn, key, directory)
+    deadline = time.monotonic() + DEADLINE
     for i, name in enumerate(missing):
-        os.makedirs(directory, exist_ok=True)
-        tried = []
-        for base in MIRRORS[key]:
-            why = _download(base + name, os.path.join(directory, name), SHA256[key][name])
-            if why is None:
-                break
-            tried.append(f"  {base + name}: {why}")
-        else:
+        tried = _fetch(fn, key, name, os.path.join(directory, name), deadline)
+        if tried is not None:
             raise DatasetUnavailable(
                 f"{fn}: cannot download the {_TITLE[key]} file {name}; tried:\n"
-                + ("\n".join(tried) or "  (no mirrors)") + "\n" + _by_hand(key, directory, missing[i:]))
+                + tried + "\n" + _by_hand(key, directory, missing[i:]))
     for name, path in zip(names, paths):
         _verify(fn, path, SHA256[key][name])
     return paths

@@ -2,7 +2,7 @@
 
 from . import init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .base import Layer, Parameter, grad_enabled, no_grad, trains
+from .base import Layer, Parameter, Signature, grad_enabled, no_grad, trains
 from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
@@ -15,6 +15,6 @@ from .reshape import Flatten, Reshape, Unflatten
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
     "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Identity", "Layer", "LayerNorm", "LeakyReLU",
-    "Linear", "Loss", "MSELoss", "MaxPool2d", "Parameter", "ReLU", "Reshape", "Sigmoid", "Softmax", "Tanh",
+    "Linear", "Loss", "MSELoss", "MaxPool2d", "Parameter", "ReLU", "Reshape", "Sigmoid", "Signature", "Softmax", "Tanh",
     "Unflatten", "grad_enabled", "init", "no_grad", "trains",
 ]

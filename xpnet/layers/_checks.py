@@ -1,7 +1,8 @@
 """Error messages that name the layer, what it expected and what it got.
 
 The checks themselves are inlined in each layer's forward as one or two cheap
-comparisons; these helpers only build the message once a check has failed.
+comparisons (and, for the gradients backward receives, in :meth:`Layer.check_grad
+<xpnet.layers.base.Layer.check_grad>`); these helpers only build the message once a check has failed.
 """
 
 from __future__ import annotations
@@ -75,6 +76,42 @@ def no_forward_error(layer):
         "consumes what one forward kept, and a forward under xpnet.no_grad() keeps nothing); "
         "run the forward pass first"
     )
+
+
+def place_of(kind, device) -> str:
+    """The label of the place of an array of type ``kind`` on ``device`` (as :func:`place` gives it)."""
+    root = kind.__module__.partition(".")[0]
+    try:
+        return backends.get(root, device=None if root == "numpy" else device).label
+    except Exception:  # a type no backend knows: name it as it is
+        return f"{kind.__module__}.{kind.__name__} on {device}"
+
+
+def grad_error(layer, dy, kind, device, dtype, shape, note="its output's"):
+    """Why the gradient ``dy`` that ``layer.backward`` received is not one for an output of array
+    type ``kind`` on ``device``, of ``dtype`` and ``shape``: the first of place, dtype, shape
+    that differs (``note`` says whose shape that is)."""
+    tag = f"{layer}.backward"
+    try:
+        be = backends.backend_of(dy)
+    except TypeError:  # a list, a number, a numpy scalar (numpy's 0-d arithmetic gives those)
+        got = type(dy).__name__ if type(dy).__module__ == "builtins" else f"{type(dy).__module__}.{type(dy).__name__}"
+        return TypeError(f"{tag} expected dy to be an array (numpy, torch, cupy or array_api_strict), got {got}")
+    where = place_of(kind, device)
+    if type(dy) is not kind and be.label == where:  # a subclass, say
+        return TypeError(
+            f"{tag} expected dy to be a {kind.__module__}.{kind.__name__} (its output's type), "
+            f"got {type(dy).__module__}.{type(dy).__name__}"
+        )
+    if type(dy) is not kind or dy.device != device:
+        return ValueError(
+            f"{tag} got dy on {be.label} but its output is on {where}; move dy with backends.get(...).asarray(...)"
+        )
+    if dy.dtype != dtype:
+        return TypeError(
+            f"{tag} expected dy of dtype {be.dtype_name(dtype)} (its output's), got {be.dtype_name(dy.dtype)}"
+        )
+    return ValueError(f"{tag} expected dy of shape {shape_str(shape)} ({note}), got {shape_str(dy.shape)}")
 
 
 def shape_str(shape) -> str:

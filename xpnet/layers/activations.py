@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..backends import namespace_of
 from ..validate import dim as _dim, real
-from ._checks import require_float, shape_str
-from .base import Layer
+from ._checks import require_array, require_float
+from .base import Layer, Signature
 
 
 def stable_sigmoid(xp, x):
@@ -20,9 +20,10 @@ def stable_sigmoid(xp, x):
 
 
 class _Activation(Layer):
-    """Shared plumbing: float check, one saved array per forward, dy shape check, 0-d results.
+    """Shared plumbing: float check, one saved array per forward, dy check, 0-d results.
 
-    A subclass gives ``_forward(xp, x) -> (y, kept)`` and ``_backward(xp, dy, kept) -> dx``.
+    A subclass gives ``_forward(xp, x) -> (y, kept)`` and ``_backward(xp, dy, kept) -> dx``;
+    ``kept`` has the output's shape, dtype and place, so backward checks ``dy`` against it.
     """
 
     def forward(self, x):
@@ -37,29 +38,35 @@ class _Activation(Layer):
         (kept,) = self.saved()
         if dy is None or not input_grad:
             return None
-        if dy.shape != kept.shape:  # (shapes are tuples, or a tuple subclass: torch.Size)
-            raise ValueError(
-                f"{self._tag()}.backward expected dy of shape {shape_str(kept.shape)}, got {shape_str(dy.shape)}"
-            )
+        self.check_grad(dy, kept)
         xp = namespace_of(dy)
         dx = self._backward(xp, dy, kept)
         return xp.asarray(dx) if dy.ndim == 0 else dx
 
 
 class ReLU(_Activation):
-    """``y = max(x, 0)``; ``dx = dy * [y > 0]``. Keeps ``y`` (the mask is derived from it)."""
+    """``y = max(x, 0)``; ``dx = dy * [y != 0]``. Keeps ``y`` (the mask is derived from it).
+
+    As in torch: a NaN input gives a NaN output and passes ``dy`` (``y != 0`` holds for NaN, as
+    torch's ``x <= 0 ? 0 : dy`` does); ``x = 0`` gets no gradient. One difference: torch
+    selects, xpnet multiplies, so where ``x <= 0`` a NaN or infinite ``dy`` gives NaN here, 0 in
+    torch (a ``dy`` that is already not finite).
+    """
 
     def _forward(self, xp, x):
-        y = xp.maximum(x, 0.0)
+        y = xp.maximum(x, 0.0)  # NaN stays NaN (maximum propagates it)
         return y, y
 
     def _backward(self, xp, dy, y):
         # multiplying by a float mask is ~14x faster than where() on numpy (measured, 1024x512)
-        return dy * xp.astype(y > 0, dy.dtype)
+        return dy * xp.astype(y != 0, dy.dtype)
 
 
 class LeakyReLU(_Activation):
-    """``y = x`` for ``x > 0``, else ``negative_slope * x``. Keeps the per-element slope."""
+    """``y = x`` for ``x > 0``, else ``negative_slope * x``. Keeps the per-element slope.
+
+    A NaN input gives NaN and ``dx = negative_slope * dy``, as torch's ``x > 0 ? dy : a dy``.
+    """
 
     _config_fields = ('negative_slope',)
 
@@ -140,13 +147,17 @@ class Softmax(_Activation):
 
 
 class Identity(Layer):
-    """``y = x``; ``dx = dy``. Accepts any array; saves an empty entry per forward, so that
-    forwards and backwards still pair up."""
+    """``y = x``; ``dx = dy``. Accepts any array; saves the output's :class:`Signature` (not the
+    array), against which backward checks ``dy``."""
 
     def forward(self, x):
-        self.save_for_backward()
+        require_array(self._tag(), x)
+        self.save_for_backward(Signature(x))
         return x
 
     def backward(self, dy, input_grad: bool = True):
-        self.saved()
-        return dy if input_grad else None
+        (sig,) = self.saved()
+        if dy is None or not input_grad:
+            return None
+        self.check_grad(dy, sig)
+        return dy

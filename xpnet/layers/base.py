@@ -10,6 +10,9 @@
   ``None`` for an input that has no gradient (indices, masks), and ``None`` for every input
   when ``input_grad=False`` (the caller does not need it; a layer may then skip computing it).
   When every gradient it gets is ``None``, a layer still pops its entry and returns ``None``.
+  Each gradient it gets must have its output's place (backend and device), dtype and shape
+  (``self.check_grad(dy, like)``: torch's autograd refuses a mismatch too); a composite whose
+  children check their own gradients gets the check from them.
 - Parameters are rebound, never mutated in place: ``p.data = p.data - lr * p.grad``.
 - A frozen parameter (``requires_grad=False``) gets no gradient; layers skip computing it
   (test with :func:`trains`).
@@ -31,9 +34,13 @@ import contextvars
 import warnings
 
 from .. import backends
-from ._checks import no_forward_error
+from ._checks import grad_error, no_forward_error
 
 _NO_GRAD = contextvars.ContextVar("xpnet_no_grad", default=False)
+
+# numpy's array type: its arrays all live on the one "cpu" device, so check_grad compares no
+# devices for it (reading .device twice costs ~0.2 us, a tenth of a tiny net's check budget)
+_HOST_ARRAY = type(backends.get("numpy").xp.empty(0))
 
 # A stack this deep is almost surely forwards without backwards (inference outside no_grad()).
 _DEEP_STACK = 10_000
@@ -102,6 +109,22 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={be.dtype_name(self.data.dtype)}, backend={be.label}{frozen})"
 
 
+class Signature:
+    """What a gradient for one output must match: the output's array type, device, dtype and
+    shape. Forward saves one (``self.save_for_backward(Signature(y))``) where it keeps no array
+    of the output's dtype and place; it holds no reference to the output, whose memory is freed
+    when nothing else holds it."""
+
+    __slots__ = ("kind", "device", "dtype", "shape")
+
+    def __init__(self, x, shape=None):
+        self.kind, self.device, self.dtype = type(x), x.device, x.dtype
+        self.shape = tuple(x.shape) if shape is None else tuple(shape)
+
+    def __repr__(self):
+        return f"Signature(shape={self.shape}, dtype={self.dtype}, kind={self.kind.__name__}, device={self.device})"
+
+
 class Layer:
     """Base class of layers, losses and containers.
 
@@ -165,6 +188,37 @@ class Layer:
         for _, child in self.named_children():
             child.clear_saved()
         return self
+
+    # -- what backward is given ---------------------------------------------------------
+    def check_grad(self, dy, like, shape=None):
+        """Raise unless ``dy``, a gradient this layer's backward received for one of its outputs,
+        has that output's place (array type and device), dtype and shape, as torch's autograd
+        requires ("Mismatch in shape"): a wrong ``dy`` would otherwise broadcast silently into
+        wrong gradients.
+
+        ``like``: an array that forward kept with the output's type, device and dtype (often
+        the output itself, or its input), or the output's :class:`Signature`; ``shape``: the
+        output's shape, when it is not ``like``'s. Four comparisons; the message (naming the
+        layer, what it expected and what it got) is built only on failure.
+        """
+        if type(like) is Signature:
+            kind, device, dtype = like.kind, like.device, like.dtype
+            if shape is None:
+                shape = like.shape
+            if type(dy) is not kind or dy.dtype != dtype or dy.shape != shape or (
+                    kind is not _HOST_ARRAY and dy.device != device):
+                raise grad_error(self._tag(), dy, kind, device, dtype, shape, self._grad_note())
+            return
+        if shape is None:
+            shape = like.shape
+        kind = type(like)
+        if type(dy) is not kind or dy.dtype != like.dtype or dy.shape != shape or (
+                kind is not _HOST_ARRAY and dy.device != like.device):
+            raise grad_error(self._tag(), dy, kind, like.device, like.dtype, shape, self._grad_note())
+
+    def _grad_note(self) -> str:
+        """Whose shape a gradient must have, as error messages say it."""
+        return "its output's"
 
     # -- the tree ----------------------------------------------------------------
     def named_children(self):

@@ -141,11 +141,7 @@ class Conv2d(Layer):
             return None
         o, g = self.out_channels, self.groups
         n, oh, ow, wb = geo.n, geo.oh, geo.ow, geo.wb
-        expect = (n, o, oh, ow) if batched else (o, oh, ow)
-        if tuple(dy.shape) != expect:
-            raise ValueError(
-                f"{self._tag()}.backward expected dy of shape {shape_str(expect)}, got {shape_str(dy.shape)}"
-            )
+        self.check_grad(dy, cols, (n, o, oh, ow) if batched else (o, oh, ow))  # cols: y's dtype and place
         want_w, want_b = trains(self.weight), trains(self.bias)
         if not (input_grad or want_w or want_b):
             return None

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from ..backends import namespace_of
 from ..validate import probability
-from ._checks import require_float, shape_str
-from .base import Layer
+from ._checks import require_float
+from .base import Layer, Signature
 
 
 class Dropout(Layer):
     """Training: ``y = x * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)`` drawn on the input's device
     from its backend's generator; eval (or ``p == 0``): ``y = x``.
 
-    Any input shape, 0-d included. Backward: ``dx = dy * m / (1 - p)``. Saves the scaled mask
-    (``None`` when inactive: every forward saves an entry, so forwards and backwards pair up).
+    Any input shape, 0-d included. Backward: ``dx = dy * m / (1 - p)``. Saves the scaled mask,
+    or when inactive the output's :class:`Signature`; ``dy`` is checked against either.
     """
 
     _config_fields = ('p',)
@@ -24,11 +24,13 @@ class Dropout(Layer):
     def forward(self, x):
         be = require_float(self._tag(), x)
         if not self.training or self.p == 0.0:
-            self.save_for_backward(None)
+            self.save_for_backward(Signature(x))
             return x
         keep = 1.0 - self.p
         mask = be.rng.bernoulli(tuple(x.shape), keep, dtype=x.dtype, device=x.device)
         mask *= 1.0 / keep  # our own fresh array: scale in place
+        if x.ndim == 0:
+            mask = be.xp.asarray(mask)  # numpy's generator gives a scalar for shape (): backward checks dy against an array
         self.save_for_backward(mask)
         y = x * mask
         return be.xp.asarray(y) if x.ndim == 0 else y  # numpy: 0-d times 0-d is a scalar
@@ -37,12 +39,9 @@ class Dropout(Layer):
         (mask,) = self.saved()
         if dy is None or not input_grad:
             return None
-        if mask is None:
+        self.check_grad(dy, mask)
+        if type(mask) is Signature:  # inactive: y = x
             return dy
-        if dy.shape != mask.shape:
-            raise ValueError(
-                f"{self._tag()}.backward expected dy of shape {shape_str(mask.shape)}, got {shape_str(dy.shape)}"
-            )
         dx = dy * mask
         return namespace_of(dy).asarray(dx) if dy.ndim == 0 else dx
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import backends
 from ..validate import float_dtype, positive_int
-from ._checks import dtype_error, place_error, require_array, shape_str
+from ._checks import place_error, require_array
 from .base import Layer, Parameter, trains
 
 
@@ -85,12 +85,8 @@ class Embedding(Layer):
         flat, shape = self.saved()
         if dy is None:
             return None
-        shape = shape + (self.embedding_dim,)
-        if tuple(dy.shape) != shape:
-            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(shape)}, got {shape_str(dy.shape)}")
         w = self.weight.data
-        if dy.dtype != w.dtype:
-            raise dtype_error(f"{self._tag()}.backward", dy, w.dtype, what="dy")
+        self.check_grad(dy, w, shape + (self.embedding_dim,))  # y has the weight's dtype and place
         if not trains(self.weight):
             return None
         be = backends.backend_of(w)

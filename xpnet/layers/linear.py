@@ -54,9 +54,7 @@ class Linear(Layer):
         (x,) = self.saved()
         if dy is None:
             return None
-        expect = tuple(x.shape[:-1]) + (self.out_features,)
-        if tuple(dy.shape) != expect:
-            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(expect)}, got {shape_str(dy.shape)}")
+        self.check_grad(dy, x, x.shape[:-1] + (self.out_features,))  # y has x's place and dtype
         w = self.weight
         if x.ndim != 2 and (trains(w) or trains(self.bias)):
             xp = backends.namespace_of(dy)

@@ -178,8 +178,7 @@ class _BatchNorm(Layer):
         xhat, inv_std, fused, shape = self.saved()
         if dy is None:
             return None
-        if tuple(dy.shape) != shape:
-            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(shape)}, got {shape_str(dy.shape)}")
+        self.check_grad(dy, inv_std, shape)  # inv_std: y's dtype and place
         xp = backends.namespace_of(dy)
         c = self.num_features
         axes = (0,) + tuple(range(2, len(shape)))
@@ -303,10 +302,7 @@ class LayerNorm(Layer):
         xhat, inv_std = self.saved()
         if dy is None:
             return None
-        if tuple(dy.shape) != tuple(xhat.shape):
-            raise ValueError(
-                f"{self._tag()}.backward expected dy of shape {shape_str(xhat.shape)}, got {shape_str(dy.shape)}"
-            )
+        self.check_grad(dy, xhat)  # xhat: y's shape, dtype and place
         xp = backends.namespace_of(dy)
         k = len(self.normalized_shape)
         axes = tuple(range(-k, 0))

@@ -1,5 +1,6 @@
-"""Flatten, Unflatten and Reshape: shapes only, no arithmetic. Each forward saves its input and
-output shapes; backward checks ``dy`` against the output shape and reshapes it back."""
+"""Flatten, Unflatten and Reshape: shapes only, no arithmetic. Each forward saves its input's
+shape and its output's :class:`~xpnet.layers.base.Signature`; backward checks ``dy`` against the
+latter and reshapes it back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from .. import backends
 from ..validate import dim as _dim
 from ._checks import require_array, shape_str
-from .base import Layer
+from .base import Layer, Signature
 
 
 class Flatten(Layer):
@@ -35,7 +36,7 @@ class Flatten(Layer):
                 f"{self._tag()} cannot flatten axes {self.start_dim}..{self.end_dim} of an input of shape {shape_str(shape)}"
             )
         out = (1,) if nd == 0 else shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:]
-        self.save_for_backward(shape, out)
+        self.save_for_backward(shape, Signature(x, out))
         return backends.namespace_of(x).reshape(x, out)
 
     def backward(self, dy, input_grad: bool = True):
@@ -61,13 +62,12 @@ def _sizes(owner, name, sizes):
 
 
 def _reshape_back(layer, dy, input_grad):
-    """``dy`` reshaped to the input shape that ``layer``'s forward saved (with the output shape),
-    after checking its shape; None when there is no ``dy`` or no input gradient is wanted."""
+    """``dy`` reshaped to the input shape that ``layer``'s forward saved (with the output's
+    signature), after checking it; None when there is no ``dy`` or no input gradient is wanted."""
     shape, out = layer.saved()
     if dy is None or not input_grad:
         return None
-    if tuple(dy.shape) != out:
-        raise ValueError(f"{layer._tag()}.backward expected dy of shape {shape_str(out)}, got {shape_str(dy.shape)}")
+    layer.check_grad(dy, out)
     return backends.namespace_of(dy).reshape(dy, shape)
 
 
@@ -108,7 +108,7 @@ class Unflatten(Layer):
                 f"into {shape_str(self.unflattened_size)}: the sizes must multiply to {shape[d]}"
             )
         out = shape[:d] + new + shape[d + 1:]
-        self.save_for_backward(shape, out)
+        self.save_for_backward(shape, Signature(x, out))
         return backends.namespace_of(x).reshape(x, out)
 
     def backward(self, dy, input_grad: bool = True):
@@ -147,7 +147,7 @@ class Reshape(Layer):
                 f"into (N, {', '.join(str(s) for s in self.shape)}), which needs {need_s} per sample"
             )
         out = (shape[0],) + new
-        self.save_for_backward(shape, out)
+        self.save_for_backward(shape, Signature(x, out))
         return backends.namespace_of(x).reshape(x, out)
 
     def backward(self, dy, input_grad: bool = True):

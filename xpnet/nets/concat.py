@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import backends
 from ..layers._checks import shape_str
-from ..layers.base import Layer
+from ..layers.base import Layer, Signature
 from ..validate import dim as _dim
 from .residual import add_grads
 
@@ -14,7 +14,9 @@ class Concat(Layer):
 
     The outputs must agree on every axis but ``dim``. Backward cuts ``dy`` into the branches'
     pieces along ``dim``, runs each branch's backward (last branch first) and sums their input
-    gradients, since ``x`` fans out into every branch. Keeps the branches' sizes along ``dim``.
+    gradients, since ``x`` fans out into every branch. Keeps the branches' sizes along ``dim``
+    and the output's :class:`~xpnet.layers.base.Signature`, against which ``dy`` is checked (cut
+    into pieces, a ``dy`` too long along ``dim`` would otherwise go unnoticed).
     """
 
     def __init__(self, *branches, dim: int = 1):
@@ -39,11 +41,14 @@ class Concat(Layer):
                     f"{self._tag()}: branch {i} gives shape {shape_str(o.shape)}, branch 0 gives "
                     f"{shape_str(ref.shape)}; they must agree on every axis but {self.dim}"
                 )
-        self.save_for_backward(d, [o.shape[d] for o in outs])
-        return backends.namespace_of(ref).concat(outs, axis=d)
+        y = backends.namespace_of(ref).concat(outs, axis=d)
+        self.save_for_backward(d, [o.shape[d] for o in outs], Signature(y))
+        return y
 
     def backward(self, dy, input_grad: bool = True):
-        d, sizes = self.saved()
+        d, sizes, out = self.saved()
+        if dy is not None:
+            self.check_grad(dy, out)
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         dx = None
         for b, start, size in zip(reversed(self.branches), reversed(starts), reversed(sizes)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..layers.base import Layer, Parameter
+from ..layers.base import Layer, Parameter, Signature
 
 
 class Sequential(Layer):
@@ -35,12 +35,21 @@ class Sequential(Layer):
         return self
 
     def forward(self, x):
-        for layer in self.layers:
+        layers = self.layers
+        if not layers:  # the identity: it checks dy itself (otherwise the last layer does)
+            self.save_for_backward(Signature(x))
+        for layer in layers:
             x = layer.forward(x)  # what __call__ does, one Python call fewer per layer
         return x
 
     def backward(self, dy, input_grad: bool = True):
         layers = self.layers
+        if not layers:
+            (out,) = self.saved()
+            if dy is None or not input_grad:
+                return None
+            self.check_grad(dy, out)
+            return dy
         first = len(layers) if input_grad else self._first_trainable()
         for i in range(len(layers) - 1, -1, -1):
             # layer i needs its input's gradient when a trainable layer comes before it

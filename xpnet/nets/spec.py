@@ -147,6 +147,8 @@ def _build(spec, backend, dtype, where):
         raise ValueError(f"{where}: bad arguments for {kind}: {e}") from None
     except ValueError as e:  # the constructor's own message, located
         raise ValueError(f"{where}: {e}") from None
+    except (OverflowError, MemoryError) as e:  # sizes no array can have: Linear(10**400, 2)
+        raise ValueError(f"{where}: {kind} with {_short(args)} is too large to build ({type(e).__name__}: {e})") from None
 
 
 def construct(factory, args, var_positional, **extra):

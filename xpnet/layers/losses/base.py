@@ -80,8 +80,8 @@ class Loss(Layer):
         if isinstance(dy, numbers.Real) and not isinstance(dy, bool):
             if self.reduction == "none" and loss_shape != ():
                 raise ValueError(
-                    f"{self._tag()}.backward expected dy of shape {shape_str(loss_shape)} (the loss's, "
-                    f"reduction='none'), got the number {dy!r}"
+                    f"{self._tag()}.backward expected dy of shape {shape_str(loss_shape)} ({self._grad_note()}), "
+                    f"got the number {dy!r}"
                 )
             dy = float(dy)  # a numpy float64 scalar would promote float32 gradients
         else:
@@ -89,24 +89,17 @@ class Loss(Layer):
         return _divide(dy, denom, backends.namespace_of(ref)) if self.reduction == "mean" else dy
 
     def _check_dy(self, dy, ref, shape):
-        tag = f"{self._tag()}.backward"
+        """An array ``dy`` must have the output's place and dtype (``ref``'s) and ``shape``."""
         try:
             backends.backend_of(dy)
         except TypeError:
-            raise TypeError(f"{tag} expected dy to be a number or an array, got {type(dy).__name__}") from None
-        if type(dy) is not type(ref) or dy.device != ref.device:
-            raise ValueError(f"{tag} got dy on {place(dy)} but the loss was computed on {place(ref)}")
-        if dy.dtype != ref.dtype:
-            be = backends.backend_of(ref)
             raise TypeError(
-                f"{tag} expected dy of dtype {be.dtype_name(ref.dtype)} (the prediction's), "
-                f"got {backends.backend_of(dy).dtype_name(dy.dtype)}"
-            )
-        if tuple(dy.shape) != tuple(shape):
-            raise ValueError(
-                f"{tag} expected dy of shape {shape_str(shape)} (the loss's, reduction={self.reduction!r}), "
-                f"got {shape_str(dy.shape)}"
-            )
+                f"{self._tag()}.backward expected dy to be a number or an array, got {type(dy).__name__}"
+            ) from None
+        self.check_grad(dy, ref, tuple(shape))
+
+    def _grad_note(self):
+        return f"its output's, reduction={self.reduction!r}"
 
     # -- input checks -------------------------------------------------------------------
     def _check_pair(self, pred, target):

@@ -146,11 +146,9 @@ class Pool2d(Layer):
         sh, sw = self._s
         return [window(xpad, i, j, geo.oh, geo.ow, sh, sw) for i, j in self._offsets]
 
-    def _dy4(self, dy, geo, unbatched):
-        """``dy`` as 4-D, after checking it has the output's shape."""
-        expect = (geo.c, geo.oh, geo.ow) if unbatched else (geo.n, geo.c, geo.oh, geo.ow)
-        if tuple(dy.shape) != expect:
-            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(expect)}, got {shape_str(dy.shape)}")
+    def _dy4(self, dy, like, geo, unbatched):
+        """``dy`` as 4-D, after checking it has the output's shape and ``like``'s dtype and place."""
+        self.check_grad(dy, like, (geo.c, geo.oh, geo.ow) if unbatched else (geo.n, geo.c, geo.oh, geo.ow))
         return dy[None, ...] if unbatched else dy
 
     def _grad_buffer(self, xp, geo, dtype, device):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ... import backends
 from .._checks import require_float, shape_str
-from ..base import Layer
+from ..base import Layer, Signature
 from ._windows import batched, given
 
 
@@ -55,17 +56,17 @@ class AdaptiveAvgPool2d(Layer):
                 y = xp.stack([xp.mean(y[:, :, :, a:b], axis=3) for a, b in _adaptive_windows(w, ow)], axis=3)
             if y is x4:
                 y = xp.asarray(x4, copy=True)  # output size == input size: still a fresh array
-        self.save_for_backward(tuple(x4.shape), oh, ow, unbatched)  # dx does not depend on x
-        return y[0, ...] if unbatched else y
+        y = y[0, ...] if unbatched else y
+        self.save_for_backward(tuple(x4.shape), unbatched, Signature(y))  # dx does not depend on x
+        return y
 
     def backward(self, dy, input_grad: bool = True):
-        (n, c, h, w), oh, ow, unbatched = self.saved()
+        (n, c, h, w), unbatched, out = self.saved()
         if dy is None or not input_grad:
             return None
-        xp = require_float(self._tag(), dy, "dy").xp
-        expect = (c, oh, ow) if unbatched else (n, c, oh, ow)
-        if tuple(dy.shape) != expect:
-            raise ValueError(f"{self._tag()}.backward expected dy of shape {shape_str(expect)}, got {shape_str(dy.shape)}")
+        self.check_grad(dy, out)
+        xp = backends.namespace_of(dy)
+        oh, ow = out.shape[-2:]
         g = dy[None, ...] if unbatched else dy
         dt, dev = dy.dtype, dy.device
         if (oh, ow) == (1, 1):

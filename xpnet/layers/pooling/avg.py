@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 
+from ... import backends
 from .._checks import require_float
+from ..base import Signature
 from ...validate import flag, integer
 from ._windows import Pool2d
 
@@ -92,17 +94,16 @@ class AvgPool2d(Pool2d):
                 y += s  # y is our own fresh array
         if not (isinstance(divisor, float) and divisor == 1.0):
             y /= divisor
-        self.save_for_backward(geo, unbatched, divisor)  # dx does not depend on x
-        return y[0, ...] if unbatched else y
+        y = y[0, ...] if unbatched else y
+        self.save_for_backward(geo, unbatched, divisor, Signature(y))  # dx does not depend on x
+        return y
 
     def backward(self, dy, input_grad: bool = True):
-        geo, unbatched, divisor = self.saved()
+        geo, unbatched, divisor, out = self.saved()
         if dy is None or not input_grad:
             return None
-        xp = require_float(self._tag(), dy, "dy").xp
-        dy = self._dy4(dy, geo, unbatched)
-        if not isinstance(divisor, float) and divisor.dtype != dy.dtype:
-            divisor = xp.astype(divisor, dy.dtype)  # dx takes dy's dtype, as for a scalar divisor
+        dy = self._dy4(dy, out, geo, unbatched)  # of the output's dtype: the divisor's too
+        xp = backends.namespace_of(dy)
         g = dy / divisor
         dx, put = self._grad_buffer(xp, geo, dy.dtype, dy.device)
         for i, j in self._offsets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ... import backends
 from .._checks import require_float
 from ...validate import flag
 from .._spatial import window
@@ -87,8 +88,8 @@ class MaxPool2d(Pool2d):
         xpad, y, geo, unbatched = self.saved()
         if dy is None or not input_grad:
             return None
-        xp = require_float(self._tag(), dy, "dy").xp
-        dy = self._dy4(dy, geo, unbatched)
+        dy = self._dy4(dy, y, geo, unbatched)  # y: the 4-D output
+        xp = backends.namespace_of(dy)
         # Route dy through the slices in scan order. `rest` is the gradient not yet routed:
         # slice k takes rest * [slice_k == y] (a float mask: faster than where() on numpy), and
         # what it took leaves `rest` (rest - rest == 0 exactly), so a tie later in the scan gets
