@@ -92,7 +92,7 @@ def test_unusable_backend_says_why_and_what_to_install():
     with pytest.raises(backends.BackendUnavailable, match="cupy"):
         backends.get("cupy")
     msg = av["cupy"].detail
-    assert "xpnet[cuda]" in msg or "no CUDA device" in msg
+    assert "xpnet[cuda13]" in msg or "no CUDA device" in msg
 
 
 def test_bad_device_for_a_backend():
@@ -226,3 +226,33 @@ def test_only_backends_import_array_libraries():
         if "backends" not in p.parts and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_packaging_metadata_is_written_once_and_licensed():
+    import pathlib
+    import re
+
+    import xpnet
+
+    root = pathlib.Path(xpnet.__file__).resolve().parent.parent
+    meta = (root / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in meta and 'attr = "xpnet.__version__"' in meta
+    assert not re.search(r"^version\s*=\s*\"", meta, re.M)  # the version lives in xpnet/__init__.py only
+    assert re.search(r'^license = "MIT"$', meta, re.M) and (root / "LICENSE").read_text().startswith("MIT License")
+    assert "cuda13 = " in meta and "cuda12 = " in meta
+    from importlib import metadata
+
+    assert metadata.version("xpnet") == xpnet.__version__
+
+
+def test_torch_describe_counts_threads_in_words():
+    torch = pytest.importorskip("torch")
+    be = backends.get("torch")
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert be.describe().endswith("(1 thread)")
+        torch.set_num_threads(2)
+        assert be.describe().endswith("(2 threads)")
+    finally:
+        torch.set_num_threads(n)

@@ -98,4 +98,4 @@ def test_state_dict_round_trip_resumes_identically(backend):
 
 def test_repr():
     opt = xn.SGD(xn.Linear(2, 2), lr=0.1, momentum=0.9)
-    assert repr(opt) == "SGD(2 parameters, lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0)"
+    assert repr(opt) == "SGD(2 tensors, lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0)"

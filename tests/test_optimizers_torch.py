@@ -129,7 +129,7 @@ def test_invalid_hyperparameters_are_rejected(call, match):
 def test_repr_and_defaults():
     ps = xn.Linear(2, 2).parameters()
     assert nets.AdamW(ps).weight_decay == 0.01 and nets.Adam(ps).weight_decay == 0.0
-    assert repr(nets.Adam(ps)) == "Adam(2 parameters, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)"
+    assert repr(nets.Adam(ps)) == "Adam(2 tensors, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)"
     assert nets.RMSprop(ps).lr == 0.01 and nets.RMSprop(ps).alpha == 0.99
 
 

@@ -348,10 +348,10 @@ def test_a_group_may_be_a_layer_and_groups_may_be_added(backend):
 def test_repr_shows_groups():
     ps, opt = _opt2(xn.backends.get("numpy"))
     assert repr(opt) == (
-        "Adam(4 parameters in 2 groups; "
-        "group 0 (2 parameters): lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False; "
-        "group 1 (2 parameters): lr=0.1, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)")
-    assert repr(xn.SGD(ps, lr=0.1)) == "SGD(4 parameters, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)"
+        "Adam(4 tensors in 2 groups; "
+        "group 0 (2 tensors): lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False; "
+        "group 1 (2 tensors): lr=0.1, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)")
+    assert repr(xn.SGD(ps, lr=0.1)) == "SGD(4 tensors, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)"
 
 
 @pytest.mark.parametrize("name,kw", [("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),

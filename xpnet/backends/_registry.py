@@ -18,7 +18,7 @@ _MODULES = {"numpy": "_numpy", "torch": "_torch", "cupy": "_cupy", "array_api_st
 _INSTALL_HINT = {
     "numpy": "pip install 'numpy>=2'",
     "torch": "pip install 'xpnet[torch]'",
-    "cupy": "pip install 'xpnet[cuda]' (a CuPy wheel matching your CUDA, e.g. cupy-cuda12x) on a machine with an NVIDIA GPU",
+    "cupy": "pip install 'xpnet[cuda13]' (or 'xpnet[cuda12]' where nvidia-smi reports CUDA 12) on a machine with an NVIDIA GPU",
     "array_api_strict": "pip install array-api-strict",
 }
 

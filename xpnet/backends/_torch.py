@@ -112,7 +112,8 @@ class TorchBackend(Backend):
     def describe(self):
         if self.device.type == "cuda":
             return f"torch {torch.__version__} on {self.device} ({torch.cuda.get_device_name(self.device)})"
-        return f"torch {torch.__version__} on cpu ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        return f"torch {torch.__version__} on cpu ({n} thread{'' if n == 1 else 's'})"
 
 
 def make(device=None):

@@ -203,15 +203,19 @@ class Optimizer:
         return {"type": type(self).__name__, **{k: _jsonable(v) for k, v in self.defaults.items()}}
 
     def __repr__(self):
+        # "tensors": each is one parameter array (a weight, a bias), not one number
         name = type(self).__name__
 
         def args(g):
             return ", ".join(f"{k}={v}" for k, v in _hyper(g).items())
 
+        def count(ps):
+            return f"{len(ps)} tensor{'' if len(ps) == 1 else 's'}"
+
         if len(self.param_groups) == 1:
-            return f"{name}({len(self.params)} parameters, {args(self.param_groups[0])})"
-        groups = "; ".join(f"group {i} ({len(g['params'])} parameters): {args(g)}" for i, g in enumerate(self.param_groups))
-        return f"{name}({len(self.params)} parameters in {len(self.param_groups)} groups; {groups})"
+            return f"{name}({count(self.params)}, {args(self.param_groups[0])})"
+        groups = "; ".join(f"group {i} ({count(g['params'])}): {args(g)}" for i, g in enumerate(self.param_groups))
+        return f"{name}({count(self.params)} in {len(self.param_groups)} groups; {groups})"
 
 
 def _hyper(group) -> dict:
