@@ -61,6 +61,19 @@ def torch():
     return pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'xpnet[torch]')")
 
 
+def run_markdown(path, min_blocks):
+    """Execute every ```python block of the markdown file ``path``, in order, in one scope
+    (as a reader would run them); returns the scope. The blocks' own asserts check their claims."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+    assert len(blocks) >= min_blocks, f"{path.name}: {len(blocks)} python blocks"
+    scope = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{path.name}, block {i + 1}", "exec"), scope)
+    return scope
+
+
 def host(x):
     """A numpy copy of an array of any backend (for comparisons in tests)."""
     return backends.to_numpy(x)

@@ -47,6 +47,14 @@ def _step(net, crit, opt, x, y):
     return loss
 
 
+def _fit_with_step_schedule(net, opt, loss, data, epochs, extra=(), resume=None):
+    """fit with a StepLR schedule (and ``extra`` callbacks), validating on the training data: the
+    resume tests' run, whose every piece of state (schedule, optimizer, generator) must survive."""
+    cbs = [xn.LRScheduler(xn.StepLR(opt, step_size=3, gamma=0.5)), *extra]
+    return xn.fit(net, loss, opt, data, epochs=epochs, batch_size=16, val=data, callbacks=cbs,
+                  progress=False, resume=resume)
+
+
 def _host_state(net):
     return {k: host(v) for k, v in net.state_dict().items()}
 
@@ -619,9 +627,7 @@ def test_resume_is_bit_identical(backend, tmp_path):
         return net, xn.Adam(net, lr=0.01)
 
     def run(net, opt, loss, epochs, extra=(), resume=None):
-        cbs = [xn.LRScheduler(xn.StepLR(opt, step_size=3, gamma=0.5)), *extra]
-        return xn.fit(net, loss, opt, (X, y), epochs=epochs, batch_size=16, val=(X, y), callbacks=cbs,
-                      progress=False, resume=resume)
+        return _fit_with_step_schedule(net, opt, loss, (X, y), epochs, extra, resume)
 
     net, opt = make()
     full = run(net, opt, xn.CrossEntropyLoss(), 4)
@@ -827,9 +833,7 @@ def test_resume_with_composite_ties_and_groups_is_bit_identical(backend, tmp_pat
         return net, opt
 
     def run(net, opt, loss, epochs, extra=(), resume=None):
-        cbs = [xn.LRScheduler(xn.StepLR(opt, step_size=3, gamma=0.5)), *extra]
-        return xn.fit(net, loss, opt, (X, y), epochs=epochs, batch_size=16, val=(X, y), callbacks=cbs,
-                      progress=False, resume=resume)
+        return _fit_with_step_schedule(net, opt, loss, (X, y), epochs, extra, resume)
 
     net, opt = make()
     full = run(net, opt, xn.CrossEntropyLoss(), 4)

@@ -9,7 +9,6 @@ of 100.0% on numpy (3 runs) and 99.72-100.0% on torch (at most 1 of the 359 test
 from __future__ import annotations
 
 import pathlib
-import re
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ import xpnet as xn
 from xpnet import backends
 from xpnet.data import load_digits
 from xpnet.testing import gradcheck
-from tests.conftest import host
+from tests.conftest import host, run_markdown
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "composites.md"
 
@@ -267,11 +266,7 @@ def test_tied_parameters_survive_save_and_load(tmp_path):
 def test_composites_doc_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XPNET_BACKEND", raising=False)
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) >= 5
-    scope = {}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"{DOC.name}, block {i + 1}", "exec"), scope)
+    run_markdown(DOC, 5)
     out = capsys.readouterr().out
     assert "reconstruction MSE" in out and "TiedAutoencoder" in out
 

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.conftest import run_markdown
+
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "tutorial.md"
 
 
@@ -14,11 +16,7 @@ def test_tutorial_runs_and_reaches_its_accuracies(tmp_path, monkeypatch, capsys)
     pytest.importorskip("matplotlib", reason="the tutorial's plots need matplotlib (pip install 'xpnet[plot]')")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XPNET_BACKEND", raising=False)
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) >= 5
-    scope = {}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"{DOC.name}, block {i + 1}", "exec"), scope)  # its asserts check the accuracies
+    run_markdown(DOC, 5)  # its asserts check the accuracies
     out = capsys.readouterr().out
     assert "MLP test accuracy" in out and "CNN test accuracy" in out
     for name in ("mlp-curves.png", "cnn-curves.png", "cnn-misclassified.png", "moons-boundary.png"):
