@@ -53,6 +53,16 @@ def randomize(layer, seed, torch_layer=None):
     return layer
 
 
+def same_state(layer, tlayer):
+    """Every buffer and parameter equal to torch's (float64), the batch counter exactly."""
+    tsd = tlayer.state_dict()
+    for k, v in layer.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            assert int(host(v)) == int(tsd[k]), k
+        else:
+            close(v, tsd[k], f64, k)
+
+
 def close(ours, theirs, dtype, what):
     a = host(ours)
     b = theirs.detach().cpu().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
@@ -289,12 +299,7 @@ def test_batchnorm_empty_batch_like_torch(backend, torch, shape, kw, mode):
     layer.train(mode == "train")
     tlayer.train(mode == "train")
     _step(torch, backend, layer, tlayer, np.zeros(shape), np.zeros(shape), f64, "empty batch")
-    tsd = tlayer.state_dict()
-    for k, v in layer.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            assert int(host(v)) == int(tsd[k]), k
-        else:
-            close(v, tsd[k], f64, k)
+    same_state(layer, tlayer)
 
 
 def test_layernorm_empty_batch(backend, torch):
@@ -332,12 +337,7 @@ def test_applied_twice_in_one_forward_matches_torch(backend, torch, case, mode):
     tparams = dict(tlayer.named_parameters())
     for n, p in layer.named_parameters():
         close(p.grad, tparams[n].grad, f64, f"grad of {n}")
-    tsd = tlayer.state_dict()
-    for k, v in layer.state_dict().items():
-        if k.endswith("num_batches_tracked"):
-            assert int(host(v)) == int(tsd[k]), k
-        else:
-            close(v, tsd[k], f64, k)
+    same_state(layer, tlayer)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
