@@ -960,6 +960,11 @@ HOSTILE = [
     ("callbacks-list", _setter("callbacks", []), r"callbacks: expected an object, got \[\]"),
     ("early-stopping", _setter("callbacks", {"0:EarlyStopping": {"best": "x", "best_epoch": 0, "wait": 0}}),
      r"callbacks\['0:EarlyStopping'\]\.best: expected a number or null, got 'x'"),
+    ("plateau-factor", _setter("callbacks", {"0:ReduceLROnPlateau": {
+        "best": 0.5, "num_bad_epochs": 0, "cooldown_counter": 0, "last_epoch": 3, "factor": "x"}}),
+     r"callbacks\['0:ReduceLROnPlateau'\]\.factor: expected a number in \[0, 1\), got 'x'"),
+    ("plateau-missing", _setter("callbacks", {"0:ReduceLROnPlateau": {"best": 0.5}}),
+     r"callbacks\['0:ReduceLROnPlateau'\]: the state lacks 'num_bad_epochs'"),
     ("extra-step", _setter("extra", {"step": "x"}), r"extra\.step: expected an int >= 0, got 'x'"),
     ("scheduler-optimizer", _setter("callbacks", {"0:LRScheduler": {"optimizer": 1, "last_epoch": 0}}),
      r"callbacks\['0:LRScheduler'\]\.optimizer: expected nothing \(a schedule's state has no optimizer\), got 1"),

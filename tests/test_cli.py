@@ -46,18 +46,18 @@ def default_run(tmp_path_factory):
 
 def test_train_with_no_options_reaches_97_percent_and_writes_everything(default_run):
     cwd, out = default_run
-    run = cwd / "runs" / "digits-mlp"
-    assert "test accuracy" in out.stdout
+    run = cwd / "runs" / "digits-mlp-numpy"
+    assert "test accuracy: last epoch (40) " in out.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.97 and metrics["data"] == "digits" and metrics["epochs"] == 40
-    assert f"test accuracy {metrics['test_accuracy']:.2%}" in out.stdout
+    assert f"last epoch (40) {metrics['test_accuracy']:.2%}" in out.stdout
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == list(range(1, 41))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(history)
     for name in ("last.xpnet", "best.xpnet"):
         assert (run / name).stat().st_size > 0
     if pytest.importorskip("matplotlib"):
-        for name in ("curves.png", "misclassified.png"):
+        for name in ("curves.png", "misclassified.png", "confusion.png"):
             assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # not a terminal: no progress bar, one line per epoch instead
     assert "\r" not in out.stderr and out.stdout.count("epoch ") >= 40
@@ -65,7 +65,7 @@ def test_train_with_no_options_reaches_97_percent_and_writes_everything(default_
 
 def test_evaluate_reports_the_final_accuracy_of_the_last_checkpoint(default_run):
     cwd, _ = default_run
-    run = cwd / "runs" / "digits-mlp"
+    run = cwd / "runs" / "digits-mlp-numpy"
     metrics = json.loads((run / "metrics.json").read_text())
     out = xpnet("evaluate", str(run / "last.xpnet"), "--json", cwd=cwd)
     assert out.returncode == 0, out.stderr
@@ -145,10 +145,25 @@ def test_a_diverging_run_stops_with_the_epoch_and_step(tmp_path):
     (("train", "--resume", "missing.xpnet"), ("--resume", "missing.xpnet: no such file")),
     (("train", "--model", "cnn", "--data", "moons"), ("--model cnn needs image data",)),
     (("evaluate", "missing.xpnet"), ("missing.xpnet: no such file",)),
+    (("train", "--precision", "bf16"), ("--precision bf16: backend numpy has no bfloat16",)),
+    (("train", "--precision", "fp16", "--backend", "array_api_strict"), ("--precision fp16: backend array_api_strict",)),
+    (("train", "--precision", "fp16", "--dtype", "float64"), ("the master weights are float32",)),
     (("bogus",), ("invalid choice: 'bogus'",)),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args, needles):
     one_line_error(xpnet(*args, cwd=tmp_path), *needles)
+
+
+def test_train_in_float16_mixed_precision(tmp_path):
+    out = xpnet("train", "--precision", "fp16", "--epochs", "2", "--no-plots", "--out", "r", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "float32 with fp16 mixed precision" in out.stdout
+    ck_settings = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert ck_settings["test_accuracy"] > 0.5
+    from xpnet import load
+
+    ck = load(tmp_path / "r" / "last.xpnet")
+    assert ck.scaler is not None and ck.extra["cli"]["precision"] == "fp16"
 
 
 def test_an_unusable_backend_is_a_usage_error(tmp_path):
@@ -175,7 +190,7 @@ def test_resume_without_out_writes_beside_the_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"checkpoints in {run}/" in resumed.stdout
     assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
-    assert list(elsewhere.iterdir()) == []  # no runs/digits-mlp in the working directory
+    assert list(elsewhere.iterdir()) == []  # no runs/digits-mlp-numpy in the working directory
     # a bare file name: its directory is the working directory
     again = xpnet("train", "--resume", "last.xpnet", "--epochs", "3", "--no-plots", cwd=run)
     assert again.returncode == 0, again.stderr

@@ -69,7 +69,7 @@ def test_out_below_a_file(tmp_path):
 def test_the_default_out_below_a_file(tmp_path):
     (tmp_path / "runs").write_text("not a directory")
     usage(xpnet("train", *QUICK, cwd=tmp_path),
-          "the output directory (the default; change it with --out) runs/digits-mlp:", "is a file")
+          "the output directory (the default; change it with --out) runs/digits-mlp-numpy:", "is a file")
 
 
 def test_out_with_a_name_longer_than_the_file_system_allows(tmp_path):
@@ -368,7 +368,7 @@ def _cli(**changes):
 
 
 @pytest.mark.parametrize("mutate, needles", [
-    (_cli(data="cifar"), ("--resume", "saved --data is 'cifar': expected one of digits, mnist")),
+    (_cli(data="cifar"), ("--resume", "saved --data is 'cifar': invalid choice: 'cifar' (choose from 'digits'")),
     (_cli(batch_size="x"), ("saved --batch-size is 'x': must be a positive integer",)),
     (_cli(batch_size=True), ("saved --batch-size is True: expected a number",)),
     (_cli(lr=-1), ("saved --lr is -1: must be a positive number",)),

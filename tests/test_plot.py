@@ -80,6 +80,28 @@ def test_curves_accuracy_in_percent_only_when_fractions(tmp_path):
     assert png_size(plot.curves(h, tmp_path / "pct.png")) == (1000, 400)
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The Figures the plot functions save, in order (the PNGs are still written)."""
+    from xpnet.plot import _common
+
+    figs, real = [], _common.save
+    monkeypatch.setattr(_common, "save", lambda m, fig, path: figs.append(fig) or real(m, fig, path))
+    return figs
+
+
+@pytest.mark.parametrize("losses, scale", [
+    ([2.3, 0.5, 0.05, 0.01], "log"),      # 230x: more than two decades
+    ([2.3, 0.5, 0.1, 0.05], "linear"),    # 46x
+    ([1.0, 0.0, 0.0001, 0.0], "linear"),  # a zero loss has no place on a log axis
+])
+def test_curves_loss_axis_turns_logarithmic_beyond_two_decades(tmp_path, drawn, losses, scale):
+    plot.curves({"loss": losses, "val_loss": [v * 1.1 for v in losses], "accuracy": [0.5] * 4}, tmp_path / "c.png")
+    loss_axis, acc_axis = drawn[0].axes
+    assert loss_axis.get_yscale() == scale and acc_axis.get_yscale() == "linear"
+    assert loss_axis.get_title() == ("loss (log scale)" if scale == "log" else "loss")
+
+
 @pytest.mark.parametrize(
     "h, words",
     [
@@ -158,6 +180,18 @@ def test_decision_boundary_one_forward_on_the_nets_backend(tmp_path, backend, dt
     assert g[: 900, 0].min() == pytest.approx(X[:, 0].min() - 0.25, abs=1e-6)
     assert g[: 900, 1].max() == pytest.approx(X[:, 1].max() + 0.25, abs=1e-6)
     np.testing.assert_allclose(g[900:], X, atol=1e-6)
+
+
+def test_decision_boundary_names_the_split_it_shows(tmp_path, drawn):
+    X, y = points()
+    net = fixed_net(backends.get("numpy"))
+    plot.decision_boundary(net, X, y, tmp_path / "a.png", resolution=5, split="test")
+    plot.decision_boundary(net, X, y, tmp_path / "b.png", resolution=5, split="test", title="mine")
+    plot.decision_boundary(net, X, y, tmp_path / "c.png", resolution=5)
+    titles = [f.axes[0].get_title() for f in drawn]
+    legends = [f.axes[0].get_legend().get_title().get_text() for f in drawn]
+    assert titles == ["decision regions, test split", "mine", "decision regions"]
+    assert legends == ["test split accuracy 100.0%"] * 2 + ["accuracy 100.0%"]
 
 
 def test_decision_boundary_one_logit_float_labels_and_host_data(tmp_path):
@@ -330,6 +364,19 @@ def test_confusion_normalized_and_large(tmp_path):
     assert png_size(plot.confusion(cm, tmp_path / "cmn.png", ["a", "b", "c"], normalize=True)) == (500, 400)
     big = np.eye(10, dtype=np.int64) * 5
     assert png_size(plot.confusion(big, tmp_path / "big.png")) == (800, 700)
+
+
+def test_confusion_colours_by_row_and_writes_counts(tmp_path, drawn):
+    cm = np.array([[90, 10], [1, 1]])  # the rare class's half wrong shows as strongly as it is
+    plot.confusion(cm, tmp_path / "c.png", ["common", "rare"], normalize="color")
+    ax = drawn[0].axes[0]
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.9, 0.1], [0.5, 0.5]])
+    assert [t.get_text() for t in ax.texts] == ["90", "10", "1", "1"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["common", "rare"]
+    plot.confusion(cm, tmp_path / "n.png", normalize=True)
+    assert [t.get_text() for t in drawn[1].axes[0].texts] == ["90%", "10%", "50%", "50%"]
+    with pytest.raises(ValueError, match="confusion: normalize must be False, True or 'color', got 'rows'"):
+        plot.confusion(cm, tmp_path / "x.png", normalize="rows")
 
 
 def test_confusion_errors(tmp_path):

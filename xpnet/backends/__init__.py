@@ -11,6 +11,7 @@ This package is the only part of xpnet that imports numpy, cupy or torch by name
 >>> backends.host.to_bytes(a)           # host-array bytes for file formats (checkpoints, IDX)
 """
 
+from . import _files as files  # users' data files (.npz, .npy, .csv): host readers and writers
 from . import _host as host
 from ._backend import Backend, Generator, dtype_name
 from ._registry import (
@@ -30,5 +31,5 @@ from ._registry import (
 
 __all__ = [
     "Availability", "Backend", "BackendUnavailable", "ENV_VAR", "Generator", "NAMES",
-    "available", "backend_of", "dtype_name", "get", "host", "manual_seed", "namespace_of", "to_numpy", "torch_module", "use",
+    "available", "backend_of", "dtype_name", "files", "get", "host", "manual_seed", "namespace_of", "to_numpy", "torch_module", "use",
 ]

@@ -14,6 +14,8 @@ differs between libraries.
 
 from __future__ import annotations
 
+import contextlib
+
 _DTYPE_NAMES = (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
@@ -80,6 +82,10 @@ class Backend:
     name: str = ""
     #: default seed of every generator, so that an unseeded run is reproducible (as in PyTorch)
     default_seed = 0
+    #: True where a host read waits for a queue of device work (GPUs): training loops then defer
+    #: value checks (:mod:`xpnet.layers.deferred`) instead of reading per step. False where a
+    #: read costs nothing and the eager checks are cheaper (numpy, torch on the CPU).
+    asynchronous: bool = False
 
     def __init__(self, xp, device, label: str):
         self.xp = xp
@@ -111,6 +117,11 @@ class Backend:
             return frozenset(d for n in names if n in carried for d in (carried[n], self._dtypes[n]))
 
         self.float_dtypes = kinds(("float16", "bfloat16", "float32", "float64"))
+        # the floating dtypes narrower than float32 (mixed precision computes in them), and the
+        # float32 that reductions, softmax and normalization statistics widen them to
+        self.low_float_dtypes = kinds(("float16", "bfloat16"))
+        self._low_names = tuple(n for n in ("float16", "bfloat16") if n in carried)
+        self._float32 = self._dtypes["float32"]
         self.int_dtypes = kinds(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"))
         self.rng = self._make_generator(self.default_seed)
 
@@ -142,6 +153,46 @@ class Backend:
     def is_float(self, dt) -> bool:
         """True for a real floating-point dtype of this namespace."""
         return dt in self.float_dtypes
+
+    # -- low precision -------------------------------------------------------------
+    def low_precision_dtypes(self) -> tuple:
+        """The names of the dtypes narrower than float32 that this backend can compute in:
+        ``("float16", "bfloat16")`` on torch, ``("float16",)`` on numpy (no bfloat16),
+        ``()`` on array-api-strict (the standard has neither)."""
+        return self._low_names
+
+    def low_precision_dtype(self, name: str, who: str = "mixed precision"):
+        """This namespace's ``name`` dtype (``"float16"`` or ``"bfloat16"``), or ValueError naming
+        the backend and the low-precision dtypes it has (``who`` starts the message)."""
+        if name not in ("float16", "bfloat16"):
+            raise ValueError(f"{who}: expected a low-precision dtype, 'float16' or 'bfloat16', got {name!r}")
+        if name in self._low_names:
+            return self._dtypes[name]
+        has = self._low_names
+        why = {"numpy": " (the ml_dtypes package adds one to numpy, which xpnet does not use)",
+               "array_api_strict": " (the array API standard defines no dtype narrower than float32)"}.get(self.name, "")
+        alias = {"float16": "'fp16'", "bfloat16": "'bf16'"}
+        hint = f"use precision {' or '.join(alias[n] for n in has)} here, or " if has else "use "
+        raise ValueError(
+            f"{who}: backend {self.label} has no {name}{why}; its dtypes narrower than float32: "
+            f"{', '.join(has) or 'none'}; {hint}the torch backend, which has float16 and bfloat16"
+        )
+
+    def widened(self, x):
+        """``x`` as float32 when its dtype is float16 or bfloat16, else ``x`` itself: what a layer
+        computes its reductions, softmax and normalization statistics in (mixed precision)."""
+        return self.xp.astype(x, self._float32) if x.dtype in self.low_float_dtypes else x
+
+    def ignore_overflow(self):
+        """A context in which overflow to inf and invalid results (NaN) raise no warnings (numpy
+        warns, the other libraries do not): a loss-scaled float16 backward expects some, which
+        the GradScaler detects and skips."""
+        return contextlib.nullcontext()
+
+    def narrowed(self, x, dtype):
+        """``x`` in ``dtype`` (``x`` itself when it has it): a float32 result of :meth:`widened`
+        inputs, back in the dtype of the layer's input or parameter."""
+        return x if x.dtype == dtype else self.xp.astype(x, dtype)
 
     # -- conversions -------------------------------------------------------------
     def owns(self, x) -> bool:

@@ -59,6 +59,7 @@ class CupyGenerator(Generator):
 
 class CupyBackend(Backend):
     name = "cupy"
+    asynchronous = True
 
     def __init__(self, device=None):
         n = _usable_count()

@@ -90,6 +90,9 @@ class NumpyBackend(Backend):
     def _make_generator(self, seed):
         return NumpyGenerator(self, seed)
 
+    def ignore_overflow(self):
+        return np.errstate(over="ignore", invalid="ignore")
+
     def set_threads(self, n):
         try:
             import threadpoolctl

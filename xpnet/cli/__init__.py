@@ -1,4 +1,5 @@
-"""The ``xpnet`` command: ``xpnet train``, ``xpnet evaluate``, ``xpnet info``, ``xpnet bench``.
+"""The ``xpnet`` command: ``xpnet train``, ``xpnet evaluate``, ``xpnet predict``, ``xpnet export``,
+``xpnet info``, ``xpnet bench``.
 
 Each subcommand lives in its own module, which defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
@@ -24,7 +25,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("train", "evaluate", "info", "bench")
+COMMANDS = ("train", "evaluate", "predict", "info", "bench", "export")
 DEBUG_VAR = "XPNET_TRACEBACK"
 MAX_MESSAGE = 2000  # characters; a longer message (a crafted file's contents, say) is cut
 

@@ -56,3 +56,30 @@ def backend_arg(s):
     if base not in backends.NAMES:
         raise argparse.ArgumentTypeError(f"unknown backend {base!r}; valid names are {', '.join(backends.NAMES)}")
     return s
+
+
+def data_arg(s):
+    """One of xpnet's data sets by name, or the path of a data file (``.npz``, ``.csv``, or any
+    existing file: what it holds is checked when it is read)."""
+    from .datafile import is_file
+    from .recipes import DATASETS
+
+    if s in DATASETS or (s and is_file(s)):
+        return s
+    choices = ", ".join(map(repr, DATASETS))
+    raise argparse.ArgumentTypeError(f"invalid choice: {s!r} (choose from {choices}; or the path of a .npz or .csv file)")
+
+
+def metrics_arg(s):
+    """A comma-separated list of metric names (``f1,top5``), each one that ``xpnet.metrics.get``
+    knows; returned as that list, joined by commas without spaces."""
+    from xpnet import metrics
+
+    names = [n.strip() for n in s.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected metric names separated by commas, e.g. f1,top5, got {s!r}")
+    try:
+        metrics.resolve(names, "--metrics")
+    except (ValueError, TypeError) as e:
+        raise argparse.ArgumentTypeError(str(e).replace("metrics.get: ", "")) from None
+    return ",".join(names)

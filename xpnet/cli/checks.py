@@ -12,6 +12,18 @@ import stat
 from . import USER_ERRORS, UsageError, describe
 
 
+def usable_backend(name):
+    """Raise UsageError unless ``--backend name`` (when given) is usable here."""
+    from xpnet import backends
+
+    if name is None:
+        return
+    try:
+        backends.get(name)
+    except (backends.BackendUnavailable, ValueError) as e:
+        raise UsageError(f"--backend: {e}") from None
+
+
 def load_checkpoint(option, path, backend):
     """``xpnet.load(path)``, every failure a UsageError naming ``option`` (if any) and the file."""
     import xpnet as xn
@@ -82,13 +94,15 @@ def round_trip(xn, be, net, opt, loss, what):
             be.rng.set_state(state)
 
 
-def fits(xn, net, train, recipe, data, what):
+def fits(xn, net, train, recipe, data, what, metrics=()):
     """Run two training samples through ``net`` (in eval mode, keeping nothing): a model whose
-    input size or output size does not suit the data fails here, before the first epoch."""
+    input size or output size does not suit the data fails here, before the first epoch; so
+    does a metric of ``metrics`` (names) that cannot score its outputs (``mae`` on class labels,
+    ``top5`` of 3 classes)."""
     X = train[0]
     shape = tuple(int(d) for d in X.shape[1:])
     try:
-        out = xn.predict(net, X[:2])
+        out = xn.predict(net, X[:2, ...])  # "...": the standard indexes every axis (array_api_strict)
     except (ValueError, TypeError) as e:
         raise UsageError(f"{what} does not fit the {data} data (samples of shape {shape}): {e}") from None
     except (RecursionError, MemoryError) as e:
@@ -97,6 +111,20 @@ def fits(xn, net, train, recipe, data, what):
     if len(got) != 2 or got[1] < recipe.classes:
         raise UsageError(f"{what} gives outputs of shape {got} for 2 samples of the {data} data; training needs "
                          f"(N, {recipe.classes}): one score for each of its {recipe.classes} classes")
+    metric_scores(xn, metrics, out, train[1][:2])
+
+
+def metric_scores(xn, metrics, out, y):
+    """Raise UsageError naming the first metric of ``metrics`` (names) that cannot score the
+    outputs ``out`` against the labels ``y``."""
+    for name in metrics:
+        m = xn.metrics.get(name)
+        try:
+            m.update(out, y)
+            m.result()
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"--metrics {name}: cannot score this model's outputs {tuple(out.shape)} against "
+                             f"class labels: {describe(e)}") from None
 
 
 #: the largest model spec file read (JSON; a spec of 100,000 layers is about 10 MB)

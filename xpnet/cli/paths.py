@@ -9,6 +9,10 @@ and writes (and deletes) a probe file in it, which catches what inspection canno
 file system, a quota, a special file system that refuses new entries). Both raise
 :class:`~xpnet.cli.UsageError` naming the option, the path and the problem.
 
+:func:`clear` removes the outputs an earlier run left in a directory (:data:`RUN_OUTPUTS` and
+:data:`RUN_PLOTS`, and the temporary files of interrupted writes to them), and nothing else,
+so that a run directory describes one run.
+
 Unwritable directories: :func:`check` asks ``os.access`` (effective ids), which for root says
 yes almost everywhere; the probe write in :func:`prepare` is what refuses them then.
 """
@@ -21,6 +25,11 @@ import stat
 import tempfile
 
 from . import UsageError
+
+#: what every ``xpnet train`` run writes into its output directory, besides the plots
+RUN_OUTPUTS = ("last.xpnet", "best.xpnet", "history.json", "metrics.json")
+#: every PNG ``xpnet train`` may write there
+RUN_PLOTS = ("curves.png", "confusion.png", "misclassified.png", "decision_boundary.png")
 
 # atomic writes go through a temporary sibling named ".<name>.<random>.tmp" (xpnet.io.atomic,
 # xpnet.plot): up to 26 bytes longer than the name itself
@@ -138,3 +147,26 @@ def _conf(path, name, default):
 
 def _effective():
     return {"effective_ids": True} if os.access in os.supports_effective_ids else {}
+
+
+def clear(directory, names=RUN_OUTPUTS + RUN_PLOTS) -> list:
+    """Remove the files ``names`` from ``directory`` (and the temporary files that interrupted
+    writes to them left behind); returns the names removed. A directory of that name is left
+    alone (:func:`check` refuses one first)."""
+    from ..io.atomic import remove_stale_temps
+
+    path = pathlib.Path(directory)
+    removed = []
+    for name in names:
+        target = path / name
+        remove_stale_temps(target)
+        try:
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                continue
+            os.unlink(target)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise UsageError(f"cannot remove the earlier run's {_show(target)}: {e.strerror}") from None
+        removed.append(name)
+    return removed

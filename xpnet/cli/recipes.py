@@ -2,7 +2,7 @@
 
 Each data set gives ``(train, val, test)`` splits on the chosen backend. The validation split
 (10% of the training data, drawn with the run's seed) picks the best checkpoint; the test
-split is only used for the final figure.
+split is only used for the final figures. (A data file of one's own: :mod:`xpnet.cli.datafile`.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Recipe:
     batch_size: int
     lr: float
     hidden: tuple  # MLP widths
-    # CPU threads: None = the library's default (all cores). The digits' and the toy sets'
+    # CPU threads: None = every core. The digits' and the toy sets'
     # matrix products are small: on this 2-core VM, idle, the digits MLP trained in 1.4 s on one
     # thread against 1.6 s on two (the CNN 6.5 s against 4.9 s), but when another process held
     # the second core, two threads took 3-10x longer (BLAS threads waiting on each other).
@@ -57,6 +57,18 @@ def load(name, be, dtype, seed, flatten):
     return (*_split_val(Xtr, ytr, be, seed), test)
 
 
+def load_named(name, be, dtype, seed, flatten):
+    """:func:`load`, every failure a UsageError naming ``--data``."""
+    from . import UsageError, describe
+
+    try:
+        return load(name, be, dtype, seed, flatten)
+    except (data.DatasetUnavailable, ValueError) as e:  # offline, an unusable cache directory, a damaged file in it
+        raise UsageError(f"--data {name}: {e}") from None
+    except (OSError, MemoryError) as e:
+        raise UsageError(f"--data {name}: {describe(e)}") from None
+
+
 def _split_val(X, y, be, seed):
     """Hold out 10% of (X, y), chosen by a permutation from a private numpy generator seeded with
     ``seed`` (the backends' shared generators are left alone, so training draws are unaffected)."""
@@ -83,8 +95,11 @@ def cnn(r: Recipe):
     """Two conv-ReLU-maxpool blocks (3x3 kernels, padding 1) and two linear layers:
     ``C -> 32 -> 64`` channels, so ``H x W`` shrinks 4x before ``Linear(64 H/4 W/4, 128) -> Linear(128, classes)``."""
     if r.image is None:
-        raise ValueError("--model cnn needs image data (digits, mnist or fashion-mnist)")
+        raise ValueError("--model cnn needs image data (digits, mnist, fashion-mnist, or a .npz file whose X holds "
+                         "images (N, H, W) or (N, C, H, W))")
     c, h, w = r.image
+    if h < 4 or w < 4:
+        raise ValueError(f"--model cnn needs images of at least 4 x 4 pixels (its two 2 x 2 poolings), got {h} x {w}")
     return Sequential(
         L.Conv2d(c, 32, 3, padding=1), L.ReLU(), L.MaxPool2d(2),
         L.Conv2d(32, 64, 3, padding=1), L.ReLU(), L.MaxPool2d(2),

@@ -1,6 +1,18 @@
-"""``xpnet train``: train a model on a data set, with a progress bar; write the checkpoints,
-``history.json``, ``metrics.json`` and the plots (``curves.png``, and ``misclassified.png`` or
-``decision_boundary.png``) into ``--out``."""
+"""``xpnet train``: train a model on a data set or a data file, with a progress bar; write the
+checkpoints, ``history.json``, ``metrics.json`` and the plots (``curves.png``, ``confusion.png``,
+and ``misclassified.png`` for images or ``decision_boundary.png`` for 2-D points) into ``--out``.
+
+A run directory describes one run: a new run (not ``--resume``) first removes every output an
+earlier run left there (:func:`~xpnet.cli.paths.clear`; other files are left alone). A run
+resumed in its own directory keeps the checkpoints and ``history.json`` and removes
+``metrics.json`` and the plots, which it writes anew when it ends.
+
+After training, the test split is evaluated twice, and each figure says which model it is:
+the last epoch's net (``last.xpnet``: ``test_*`` in ``metrics.json``) and ``best.xpnet``, the
+epoch of the best validation accuracy (``best_test_*``). ``--patience`` stops early on the
+validation loss without putting earlier weights back: the last epoch stays the last one
+trained, and the best one is ``best.xpnet``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,9 @@ import sys
 import time
 
 from . import USER_ERRORS, RunFailure, UsageError, checks, describe
-from ._args import backend_arg, nonneg_float, nonneg_int, positive_float, positive_int, seed_arg
+from . import paths, report
+from ._args import (backend_arg, data_arg, metrics_arg, nonneg_float, nonneg_int, positive_float, positive_int,
+                    seed_arg)
 
 HELP = "train a model (default: an MLP on the embedded 8x8 digits) and report its test accuracy"
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -19,18 +33,23 @@ SCHEDULES = ("cosine", "step", "onecycle", "none")
 
 
 def add_arguments(parser):
-    from .recipes import DATASETS
-
     def add(*names, **kw):  # each option's Action, kept to check the settings a resume restores
         action = parser.add_argument(*names, **kw)
         ACTIONS[action.dest] = action
 
     add("--model", default="mlp", help="mlp, cnn, or the path of a JSON model spec (default: mlp)")
-    add("--data", default="digits", choices=DATASETS, help="the data set (default: digits, embedded)")
+    add("--data", default="digits", type=data_arg, help="digits (embedded, the default), mnist, fashion-mnist, "
+        "spirals, moons, ring, or your own file: a .npz (arrays X and y) or a .csv with a header line "
+        "(split 70/15/15 per class by --seed, standardised with the train split's statistics)")
+    add("--label", default=None, metavar="NAME", help="the label column of a --data CSV file (default: the column "
+        "named label, target, class or y, else the last)")
     add("--backend", type=backend_arg, default=None, help="numpy, torch, torch:cuda, cupy, array_api_strict, "
         "auto (default: $XPNET_BACKEND, else numpy)")
     add("--dtype", default="float32", choices=("float32", "float64"))
-    add("--epochs", type=nonneg_int, default=None, help="total epochs (default: per data set; digits 40)")
+    add("--precision", default=None, choices=("bf16", "fp16"), help="mixed precision: forward and backward in "
+        "bfloat16 or float16 over float32 weights (torch has both, numpy float16 only; default: off)")
+    add("--epochs", type=nonneg_int, default=None, help="total epochs (default: per data set; digits 40, a file "
+        "50); with --resume, an --epochs equal to the checkpoint's epoch trains nothing and evaluates it anew")
     add("--batch-size", type=positive_int, default=None, help="default: per data set; digits 32")
     add("--optimizer", default="adam", choices=OPTIMIZERS)
     add("--lr", type=positive_float, default=None, help="peak learning rate (default: per data set)")
@@ -39,9 +58,12 @@ def add_arguments(parser):
     add("--patience", type=positive_int, default=None, help="early stopping on validation loss")
     add("--threads", type=positive_int, default=None,
         help="CPU threads for the matrix products (default: 1 for digits and the 2-D sets, else all)")
+    add("--metrics", type=metrics_arg, default=None, metavar="NAMES", help="more figures, comma-separated: "
+        "top5 (top_k:K), precision, recall, f1; per epoch on the validation split, and at the end on the test split")
     add("--seed", type=seed_arg, default=0)
-    add("--out", default=None, help="output directory (default: runs/<data>-<model>; "
-        "with --resume, the directory of the checkpoint)")
+    add("--out", default=None, help="output directory (default: runs/<data>-<model>-<backend>; with --resume, the "
+        "directory of the checkpoint). A new run first removes the outputs an earlier run left there "
+        "(checkpoints, JSON files, plots); other files stay")
     add("--resume", default=None, metavar="CKPT", help="continue from a checkpoint (last.xpnet) to --epochs")
     add("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     add("--no-plots", action="store_true", help="do not draw PNGs (they need matplotlib)")
@@ -62,8 +84,8 @@ def run(args) -> int:
 
     from xpnet.nets.evaluate import net_backend
 
-    from . import paths
-    from .recipes import RECIPES, cnn, load, mlp
+    from . import datafile
+    from .recipes import RECIPES, cnn, load_named, mlp
 
     # everything a user can get wrong is checked before the first epoch, and raises UsageError
     chosen = None if args.backend is None else _backend(args.backend)
@@ -71,17 +93,29 @@ def run(args) -> int:
     if args.resume is not None:
         ck = checks.load_checkpoint("--resume", args.resume, chosen)
         _restore_settings(args, ck)
-    recipe = RECIPES[args.data]
+    source = _source(args, ck)
+    recipe = RECIPES[args.data] if source is None else datafile.recipe(source.info)
+    if ck is None and args.epochs == 0:
+        raise UsageError("--epochs 0: nothing to train; a new run needs --epochs 1 or more "
+                         "(to evaluate a finished run anew: --resume its last.xpnet)")
     args.epochs = recipe.epochs if args.epochs is None else args.epochs
     args.batch_size = args.batch_size or recipe.batch_size
     args.lr = args.lr or recipe.lr
-    out, where = _out_dir(args)
-    paths.check(where, out, OUTPUTS + (() if args.no_plots else ("curves.png", _sample_plot(recipe))))
     be = (chosen or _backend(None)) if ck is None else net_backend(ck.net)
+    out, where = _out_dir(args, be)
+    plots = () if args.no_plots else _plots(recipe)
+    paths.check(where, out, paths.RUN_OUTPUTS + plots)
     backends.manual_seed(args.seed)
-    threads = args.threads or recipe.threads
-    if threads:
-        be.set_threads(threads)
+    # None: every core (the library's own torch default is one thread, right for small nets only)
+    be.set_threads(args.threads or recipe.threads or os.cpu_count() or 1)
+    names = report.metric_names(args.metrics)
+    if args.precision is not None:
+        if args.dtype != "float32":
+            raise UsageError(f"--precision {args.precision}: the master weights are float32; drop --dtype {args.dtype}")
+        try:
+            be.low_precision_dtype({"bf16": "bfloat16", "fp16": "float16"}[args.precision], f"--precision {args.precision}")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     with backends.use(be):
         if ck is not None:
             net, opt = ck.net, ck.optimizer
@@ -99,62 +133,134 @@ def run(args) -> int:
         if ck is None:  # a resumed net came from a checkpoint: it can make one
             checks.round_trip(xn, be, net, opt, loss, what)
         flatten = not _wants_images(net)
-        train, val, test = _data(load, args.data, be, args.dtype, args.seed, flatten)
-        checks.fits(xn, net, train, recipe, args.data, what)
+        if source is None:
+            train, val, test = load_named(args.data, be, args.dtype, args.seed, flatten)
+        else:
+            train, val, test = source.on(be, args.dtype, flatten)
+        label = _data_label(args, source)
+        checks.fits(xn, net, train, recipe, label, what, names)
         steps = -(-int(train[0].shape[0]) // args.batch_size)
-        callbacks = _callbacks(xn, args, opt, out, steps)
+        callbacks = _callbacks(xn, args, opt, out, steps, None if source is None else source.info)
         paths.prepare(where, out)
-        print(f"xpnet train: {args.data} ({int(train[0].shape[0])} train, {int(val[0].shape[0])} validation, "
-              f"{int(test[0].shape[0])} test) on {be.describe()}, {args.dtype}")
+        _clear(args, out)
+        print(f"xpnet train: {label} ({int(train[0].shape[0])} train, {int(val[0].shape[0])} validation, "
+              f"{int(test[0].shape[0])} test) on {be.describe()}, {args.dtype}"
+              + ("" if args.precision is None else f" with {args.precision} mixed precision"))
         print(f"model: {net.__class__.__name__} of {len(list(net.named_children()))} layers, "
               f"{sum(_numel(p.shape) for p in net.parameters()):,} parameters; {opt!r}")
         t0 = time.perf_counter()
         # from here on a failure is the run's (exit status 1), not the command line's
         try:
             history = xn.fit(net, loss, opt, train, epochs=args.epochs, batch_size=args.batch_size, val=val,
-                             callbacks=callbacks, progress=not args.no_progress, resume=ck)
+                             callbacks=callbacks, progress=not args.no_progress, resume=ck, metrics=names or None,
+                             precision=args.precision)
             seconds = time.perf_counter() - t0
-            result = xn.evaluate(net, loss, test)
+            models = _evaluate_models(xn, net, loss, test, out, history, callbacks, names, be)
         except xn.TrainingDiverged as e:
             raise RunFailure(str(e)) from None
         except OSError as e:  # a checkpoint that could not be written: disk full, file too large, ...
             raise RunFailure(f"training stopped: a checkpoint could not be written: {describe(e)}") from None
         except MemoryError as e:
             raise RunFailure(f"training stopped: {describe(e)}") from None
-    print(f"test accuracy {result['accuracy']:.2%} (loss {result['loss']:.4f}) after {len(history.get('epoch', []))} "
-          f"epochs in {seconds:.1f} s; checkpoints in {out}/")
+    for line in report.lines([(m["label"], m["result"]) for m in models]):
+        print(line)
+    print(f"{len(history.get('epoch', []))} epochs in {seconds:.1f} s; checkpoints in {out}/")
+    classes = None if source is None else source.info["classes"]
     try:
-        _write_outputs(xn, out, args, recipe, history, result, seconds, net, test, be)
+        _write_outputs(xn, out, args, recipe, history, models, seconds, net, test, be, plots, classes, label)
     except (OSError, MemoryError) as e:
         raise RunFailure(f"trained, but the outputs could not be written: {describe(e)}") from None
     return 0
 
 
-#: what every run writes into its output directory (besides the plots)
-OUTPUTS = ("last.xpnet", "best.xpnet", "history.json", "metrics.json")
+def _source(args, ck):
+    """The data file of this run, prepared on the host (None for one of xpnet's data sets);
+    a resumed run's file must be the one it began with."""
+    from . import datafile
+    from .recipes import DATASETS
+
+    if args.data in DATASETS:
+        if args.label is not None:
+            raise UsageError(f"--label {args.label}: names the label column of a --data CSV file; "
+                             f"--data {args.data} is one of xpnet's data sets")
+        return None
+    option = f"--resume {args.resume}: its --data" if ck is not None else "--data"
+    saved = None if ck is None else datafile.saved_info(f"--resume {args.resume}", ck.extra)
+    if ck is not None and saved is None:
+        raise UsageError(f"--resume {args.resume}: the checkpoint was trained on the file {args.data} "
+                         "but does not describe it (no data_file in its extra)")
+    source = datafile.prepare(option, args.data, args.label, args.seed, saved)
+    args.data = source.info["path"]  # saved absolute: evaluate and resume find it from anywhere
+    return source
 
 
-def _out_dir(args):
+def _data_label(args, source):
+    return args.data if source is None else pathlib.Path(args.data).name
+
+
+def _evaluate_models(xn, net, loss, test, out, history, callbacks, names, be):
+    """The test figures of the last epoch's net and of ``best.xpnet``: ``[{"label", "role",
+    "epoch", "result"}, ...]`` (best.xpnet only when it exists; when it is the last epoch's
+    net, the same figures)."""
+    epochs = history.get("epoch") or [0]
+    last_epoch = epochs[-1]
+    stopped = any(isinstance(cb, xn.EarlyStopping) and cb.stopped_epoch is not None for cb in callbacks)
+    metrics = names or None
+    last = xn.evaluate(net, loss, test, metrics=metrics)
+    models = [{"role": "last", "epoch": last_epoch, "result": last,
+               "label": report.model_label("last", last_epoch, stopped=stopped)}]
+    best_path = out / "best.xpnet"
+    if best_path.is_file():
+        best = xn.load(best_path, backend=be)
+        result = last if best.epoch == last_epoch else xn.evaluate(best.net, loss, test, metrics=metrics)
+        models.append({"role": "best", "epoch": best.epoch, "result": result,
+                       "label": report.model_label("best", best.epoch, history)})
+    return models
+
+
+def _clear(args, out):
+    """A new run, or one resumed into another directory, removes every earlier output there; a
+    run resumed in its own directory removes only what it will write anew at the end."""
+    own = args.resume is not None and pathlib.Path(args.resume).resolve().parent == out.resolve()
+    removed = paths.clear(out, ("metrics.json",) + paths.RUN_PLOTS if own else paths.RUN_OUTPUTS + paths.RUN_PLOTS)
+    if removed and not own:
+        print(f"xpnet train: removed the earlier run's {', '.join(removed)} from {out}/")
+
+
+def _out_dir(args, be):
     """The output directory and how to name it in messages: ``--out``; when resuming, the
     directory holding the checkpoint (the run continues where it was written); else
-    ``runs/<data>-<model>``."""
+    ``runs/<data>-<model>-<backend>``, the backend's label made safe for a path (``torch-cuda-0``)."""
     if args.out is not None:
         if not args.out:
             raise UsageError("--out: an empty path; give a directory (--out . for the working directory)")
         return pathlib.Path(args.out), "--out"
     if args.resume is not None:
         return pathlib.Path(args.resume).parent, "the output directory (that of --resume; change it with --out)"
-    return pathlib.Path(f"runs/{args.data}-{pathlib.Path(args.model).stem}"), \
-        "the output directory (the default; change it with --out)"
+    name = f"{pathlib.Path(args.data).stem}-{pathlib.Path(args.model).stem}-{safe_label(be.label)}"
+    return pathlib.Path("runs") / name, "the output directory (the default; change it with --out)"
 
 
-def _sample_plot(recipe):
-    """The second plot: the decision regions for 2-D points, else a grid of misclassified samples."""
-    return "decision_boundary.png" if recipe.image is None and recipe.features == 2 else "misclassified.png"
+def safe_label(label):
+    """A backend label as part of a file name: ``torch:cuda:0`` -> ``torch-cuda-0``."""
+    return "".join(c if c.isalnum() or c in "._" else "-" for c in label)
+
+
+def _plots(recipe):
+    """The PNGs of a run: the curves, the confusion matrix, and the decision regions for 2-D
+    points or a grid of misclassified samples for images of 1, 3 or 4 channels (other
+    samples get neither)."""
+    if recipe.image is None and recipe.features == 2:
+        sample = ("decision_boundary.png",)
+    else:
+        drawable = recipe.image is not None and recipe.image[0] in (1, 3, 4)  # grey, RGB or RGBA
+        sample = ("misclassified.png",) if drawable else ()
+    return ("curves.png", "confusion.png") + sample
 
 
 #: saved settings that a resumed run takes from its checkpoint (the others: from this command line)
-_RESTORED = ("model", "data", "dtype", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "patience", "seed")
+_RESTORED = ("model", "data", "label", "dtype", "precision", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "patience",
+             "metrics", "seed")
 
 
 def _restore_settings(args, ck):
@@ -245,17 +351,6 @@ def _wants_images(net):
     return isinstance(first, (L.Conv2d, L.Flatten, L.MaxPool2d, L.AvgPool2d, L.BatchNorm2d))
 
 
-def _data(load, name, be, dtype, seed, flatten):
-    from xpnet.data import DatasetUnavailable
-
-    try:
-        return load(name, be, dtype, seed, flatten)
-    except (DatasetUnavailable, ValueError) as e:  # offline, an unusable cache directory, a damaged file in it
-        raise UsageError(f"--data {name}: {e}") from None
-    except (OSError, MemoryError) as e:
-        raise UsageError(f"--data {name}: {describe(e)}") from None
-
-
 def _optimizer(xn, args, net):
     kinds = {"adam": xn.Adam, "adamw": xn.AdamW, "sgd": xn.SGD, "rmsprop": xn.RMSprop}
     kw = {"weight_decay": args.weight_decay}
@@ -267,11 +362,12 @@ def _optimizer(xn, args, net):
         raise UsageError(str(e)) from None
 
 
-def _callbacks(xn, args, opt, out, steps):
+def _callbacks(xn, args, opt, out, steps, data_file):
     cli = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    extra = {"cli": cli} if data_file is None else {"cli": cli, "data_file": data_file}
     cbs = [
-        xn.ModelCheckpoint(out / "last.xpnet", extra={"cli": cli}),
-        xn.ModelCheckpoint(out / "best.xpnet", monitor="val_accuracy", extra={"cli": cli}),
+        xn.ModelCheckpoint(out / "last.xpnet", extra={**extra, "role": "last"}),
+        xn.ModelCheckpoint(out / "best.xpnet", monitor="val_accuracy", extra={**extra, "role": "best"}),
     ]
     if args.schedule == "cosine":
         cbs.append(xn.LRScheduler(xn.CosineAnnealingLR(opt, T_max=max(args.epochs, 1))))
@@ -280,33 +376,56 @@ def _callbacks(xn, args, opt, out, steps):
     elif args.schedule == "onecycle":
         cbs.append(xn.LRScheduler(xn.OneCycleLR(opt, max_lr=args.lr, total_steps=max(args.epochs * steps, 2)), "step"))
     if args.patience:
-        cbs.append(xn.EarlyStopping("val_loss", patience=args.patience, restore_best_weights=True))
+        # the weights stay the last epoch's (best.xpnet holds the best): "last epoch" then means
+        # the net last.xpnet holds, and the figures printed for it are that net's
+        cbs.append(xn.EarlyStopping("val_loss", patience=args.patience))
     if args.no_progress or not sys.stderr.isatty():
         cbs.append(xn.EpochLogger())
     return cbs
 
 
-def _write_outputs(xn, out, args, recipe, history, result, seconds, net, test, be):
+def _write_outputs(xn, out, args, recipe, history, models, seconds, net, test, be, plots, classes, label):
+    from xpnet import backends, metrics
     from xpnet.io.atomic import atomic_write
 
-    metrics = {"test_loss": result["loss"], "test_accuracy": result["accuracy"], "seconds": seconds,
-               "epochs": len(history.get("epoch", [])), "backend": be.label, "data": args.data, "model": args.model}
-    for name, doc in (("history.json", history), ("metrics.json", metrics)):
+    last = models[0]
+    doc = {f"test_{k}": v for k, v in last["result"].items()}
+    doc.update({"test_samples": int(test[0].shape[0]), "last_epoch": last["epoch"], "model_last": last["label"]})
+    if len(models) > 1:
+        best = models[1]
+        doc.update({"best_epoch": best["epoch"], "model_best": best["label"],
+                    "best_val_accuracy": _history_value(history, "val_accuracy", best["epoch"])})
+        doc.update({f"best_test_{k}": v for k, v in best["result"].items()})
+    doc.update({"seconds": seconds, "epochs": len(history.get("epoch", [])), "backend": be.label, "data": args.data,
+                "model": args.model})
+    for name, content in (("history.json", history), ("metrics.json", doc)):
         with atomic_write(out / name, "w") as f:  # a crash mid-write leaves the previous file whole
-            f.write(json.dumps(doc, indent=1))
-    if args.no_plots:
+            f.write(json.dumps(content, indent=1))
+    if not plots:
         return
+    which = f"{last['label']}, test split"
     try:
         plot = xn.plot
         if history.get("epoch"):
-            plot.curves(history, out / "curves.png", title=f"{args.model} on {args.data}")
-        sample = _sample_plot(recipe)
-        if sample == "decision_boundary.png":
-            plot.decision_boundary(net, *test, out / sample)
-        else:
-            plot.misclassified(net, *test, out / sample)
+            plot.curves(history, out / "curves.png", title=f"{args.model} on {label}")
+        pred = xn.predict(net, test[0])
+        cm = metrics.confusion_matrix(pred, test[1], max(recipe.classes, int(pred.shape[1])))
+        names = classes if classes is None or len(classes) == int(cm.shape[0]) else None
+        plot.confusion(backends.to_numpy(cm), out / "confusion.png", names, normalize="color",
+                       title=f"confusion matrix: {last['label']}\ntest split ({int(test[0].shape[0])} samples)")
+        if "decision_boundary.png" in plots:
+            plot.decision_boundary(net, *test, out / "decision_boundary.png", class_names=names, split="test",
+                                   title=f"decision regions: {which}")
+        elif "misclassified.png" in plots:
+            plot.misclassified(net, *test, out / "misclassified.png", class_names=names,
+                               title=f"{args.model} on {label}: {which}")
     except ImportError as e:
         print(f"xpnet train: no plots: {e}", file=sys.stderr)
+
+
+def _history_value(history, key, epoch):
+    epochs, values = history.get("epoch", []), history.get(key, [])
+    return values[epochs.index(epoch)] if epoch in epochs and len(values) == len(epochs) else None
 
 
 def _numel(shape):

@@ -6,7 +6,7 @@ Inputs of any shape, 0-d included (numpy's ufuncs turn 0-d arrays into numpy sca
 
 from __future__ import annotations
 
-from ..backends import namespace_of
+from ..backends import backend_of, namespace_of
 from ..validate import dim as _dim, real
 from ._checks import require_array, require_float
 from .base import Layer, Signature
@@ -114,6 +114,9 @@ class Softmax(_Activation):
 
     A 0-d input accepts ``dim`` 0 or -1 (as torch: a 0-d array counts as one axis of
     length 1) and gives 1 (NaN for a NaN input), with a zero gradient.
+
+    A float16/bfloat16 input is computed in float32 (its exponentials and sums, forward and
+    backward), and ``y`` and ``dx`` are given back in the input's dtype.
     """
 
     _config_fields = ('dim',)
@@ -125,10 +128,13 @@ class Softmax(_Activation):
         nd = max(x.ndim, 1)
         if not -nd <= self.dim < nd:
             raise ValueError(f"{self._tag()} expected an input with axis {self.dim}, got {x.ndim}-d input")
+        be = backend_of(x)
+        wide = be.widened(x)  # float16/bfloat16: exp and sum in float32
         if x.ndim == 0:  # the standard's reductions take no axis on 0-d arrays: use one of length 1
-            y = xp.reshape(self._softmax(xp, xp.reshape(x, (1,)), 0), ())
+            y = xp.reshape(self._softmax(xp, xp.reshape(wide, (1,)), 0), ())
         else:
-            y = self._softmax(xp, x, self.dim)
+            y = self._softmax(xp, wide, self.dim)
+        y = be.narrowed(y, x.dtype)
         return y, y
 
     @staticmethod
@@ -138,9 +144,11 @@ class Softmax(_Activation):
         return e
 
     def _backward(self, xp, dy, y):
+        be = backend_of(dy)
+        dyw, yw = be.widened(dy), be.widened(y)
         if dy.ndim == 0:
-            return y * (dy - dy * y)  # the sum over a single element is the element
-        return y * (dy - xp.sum(dy * y, axis=self.dim, keepdims=True))
+            return be.narrowed(yw * (dyw - dyw * yw), dy.dtype)  # the sum over a single element is the element
+        return be.narrowed(yw * (dyw - xp.sum(dyw * yw, axis=self.dim, keepdims=True)), dy.dtype)
 
     def extra_repr(self):
         return f"dim={self.dim}"

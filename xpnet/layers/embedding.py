@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import backends
 from ..validate import float_dtype, positive_int
+from . import deferred
 from ._checks import place_error, require_array
 from .base import Layer, Parameter, trains
 
@@ -17,6 +20,11 @@ class Embedding(Layer):
 
     ``padding_idx``: that row is zeroed at construction and never receives a gradient (a
     negative value counts from the end, and is stored normalized, as torch does).
+
+    Indices outside ``[0, num_embeddings)`` raise ValueError; inside
+    :func:`~xpnet.layers.deferred.deferred_checks` (a training loop) the check reads nothing back:
+    ``y`` is NaN (the indices are clamped for the gather) and the error is raised when the loop
+    reads its checks.
 
     Backward: a scatter-add, ``dweight[idx[k]] += dy[k]`` for every position ``k``, repeated
     indices summed exactly (through the backend's native ``scatter_add``). Indices have no
@@ -66,18 +74,32 @@ class Embedding(Layer):
         shape = tuple(idx.shape)
         flat = xp.reshape(idx, (-1,))
         n = self.num_embeddings
-        # one device-to-host read; the standard leaves out-of-range take undefined, so check first
-        if flat.shape[0] and bool(xp.any((flat < 0) | (flat >= n))):
-            lo, hi = int(xp.min(flat)), int(xp.max(flat))
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"{tag} expected indices in [0, {n}), got {bad} (indices range over [{lo}, {hi}])"
-            )
         if be.dtype_name(flat.dtype) != "int64":
             flat = xp.astype(flat, xp.int64)  # one index dtype for take and every scatter_add
-        y = xp.reshape(xp.take(w, flat, axis=0), shape + (self.embedding_dim,))
+        checks = deferred.active()
+        bad = None
+        if flat.shape[0] and checks is None:
+            # one device-to-host read; the standard leaves out-of-range take undefined, so check first
+            if bool(xp.any((flat < 0) | (flat >= n))):
+                raise ValueError(self._range_message(int(xp.min(flat)), int(xp.max(flat))))
+        elif flat.shape[0]:
+            # a training step reads nothing: the gather takes clamped indices, a bad call's output
+            # is NaN, and the check is read later with every other (xpnet.layers.deferred)
+            lo, hi = xp.min(flat), xp.max(flat)
+            bad = (lo < 0) | (hi >= n)
+            checks.record(self, xp, bad, (lo, hi), self._range_message)
+            flat = xp.minimum(xp.maximum(flat, 0), n - 1)
+        y = xp.take(w, flat, axis=0)
+        if bad is not None:
+            y = xp.where(bad, math.nan, y)
+        y = xp.reshape(y, shape + (self.embedding_dim,))
         self.save_for_backward(flat, shape)  # where each row of dy goes, and the indices' shape
         return y
+
+    def _range_message(self, lo, hi):
+        """The error for indices ranging over ``[lo, hi]``, some outside ``[0, num_embeddings)``."""
+        n = self.num_embeddings
+        return f"{self._tag()} expected indices in [0, {n}), got {lo if lo < 0 else hi} (indices range over [{lo}, {hi}])"
 
     def backward(self, dy, input_grad: bool = True):
         """Adds the scatter-add into ``weight.grad``; returns None (indices have no gradient),

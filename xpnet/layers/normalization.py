@@ -9,19 +9,21 @@ import numbers
 from .. import backends
 from ..validate import flag, float_dtype, positive_int, positive_real
 from ._checks import dtype_error, place_error, require_float, shape_str
-from .base import Layer, Parameter, grad_enabled, trains
+from .base import Layer, Parameter, Signature, grad_enabled, trains
 
 
 
 
-def _check_place_and_dtype(tag, x, ref):
-    """``x`` must be a float array on ``ref``'s backend, device and dtype (``ref=None``: any float array)."""
+def _check_place_and_dtype(tag, x, ref, stats=False):
+    """``x`` must be a float array on ``ref``'s backend, device and dtype (``ref=None``: any float
+    array); ``stats``: ``ref`` is a running statistic (no weight), which a float16/bfloat16 ``x``
+    is normalized with in float32 (mixed precision keeps buffers in float32)."""
     if ref is None:
         require_float(tag, x)
         return
     if type(x) is not type(ref) or x.device != ref.device:
         raise place_error(tag, x, ref)
-    if x.dtype != ref.dtype:
+    if x.dtype != ref.dtype and not (stats and x.dtype in backends.backend_of(x).low_float_dtypes):
         raise dtype_error(tag, x, ref.dtype)
 
 
@@ -61,6 +63,11 @@ class _BatchNorm(Layer):
            = weight * inv_std * (dy - (dbias + xhat * dweight) / m)
 
     With running statistics the map is affine: ``dx = dy * weight * inv_std``.
+
+    A float16/bfloat16 input (mixed precision) is normalized in float32: the statistics, ``y``
+    before it is given back in the input's dtype, the backward's sums; the running statistics
+    keep their own dtype (float32 under :class:`~xpnet.amp.MixedPrecision`), and ``x`` may then
+    be float16/bfloat16 without a weight of its dtype when ``affine=False``.
 
     Parameters ``weight (C,)`` (ones) and ``bias (C,)`` (zeros) when ``affine`` (``bias=False``
     drops the bias, as torch's keyword); buffers ``running_mean (C,)`` (zeros), ``running_var (C,)``
@@ -111,11 +118,16 @@ class _BatchNorm(Layer):
 
     def forward(self, x):
         tag = self._tag()
-        _check_place_and_dtype(tag, x, self._ref())
+        _check_place_and_dtype(tag, x, self._ref(), stats=self.weight is None)
         shape = tuple(x.shape)
         if len(shape) - 2 not in self._spatial_dims or shape[1] != self.num_features:
             raise ValueError(f"{tag} expected input {self._expected()}, got {shape_str(shape)}")
-        xp = backends.namespace_of(x)
+        be = backends.backend_of(x)
+        xp = be.xp
+        # float16/bfloat16: statistics and y in float32; dy is checked against x's Signature then
+        low, like = x.dtype in be.low_float_dtypes, None
+        if low:
+            like, out_dtype, x = Signature(x), x.dtype, be.widened(x)
         c = self.num_features
         axes = (0,) + tuple(range(2, len(shape)))
         bshape = (1, c) + (1,) * (len(shape) - 2)  # per-channel arrays broadcast against x
@@ -131,7 +143,7 @@ class _BatchNorm(Layer):
         fused = use_batch and m > 0  # the batch statistics depend on x: dx takes the full backward
         # xhat is kept for dweight, and for dx with batch statistics; not when nothing will use it
         keep_xhat = (fused or trains(self.weight)) and grad_enabled()
-        w = None if self.weight is None else xp.reshape(self.weight.data, bshape)
+        w = None if self.weight is None else xp.reshape(be.widened(self.weight.data), bshape)
         if self.training and self.running_mean is not None:
             # rebinding, never in place: state dicts handed out earlier stay as they were
             # (asarray: numpy turns 0-d arithmetic into a scalar, which is not an array)
@@ -140,9 +152,11 @@ class _BatchNorm(Layer):
         if fused:
             xhat, mean, var, inv_std = _standardize(xp, x, axes, self.eps)
             if self.training and self.running_mean is not None:
-                f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                mean_c = xp.reshape(mean, (c,))
-                var_c = xp.reshape(var, (c,)) * (m / (m - 1))
+                # the cumulative average's 1 / count stays on the device: no host read in a step
+                f = self.momentum if self.momentum is not None else \
+                    1.0 / xp.astype(self.num_batches_tracked, self.running_mean.dtype)
+                mean_c = be.narrowed(xp.reshape(mean, (c,)), self.running_mean.dtype)
+                var_c = be.narrowed(xp.reshape(var, (c,)) * (m / (m - 1)), self.running_var.dtype)
                 self.running_mean = (1.0 - f) * self.running_mean + f * mean_c
                 self.running_var = (1.0 - f) * self.running_var + f * var_c
         elif use_batch:
@@ -150,40 +164,43 @@ class _BatchNorm(Layer):
             # advanced); any per-channel scale gives the same empty output and zero gradients
             xhat, inv_std = x, xp.ones(bshape, dtype=x.dtype, device=x.device)
         else:
-            inv_std = xp.reshape(1.0 / xp.sqrt(self.running_var + self.eps), bshape)
-            mean = xp.reshape(self.running_mean, bshape)
+            inv_std = xp.reshape(1.0 / xp.sqrt(be.widened(self.running_var) + self.eps), bshape)
+            mean = xp.reshape(be.widened(self.running_mean), bshape)
             if not keep_xhat:
                 # inference: the whole map is per-channel affine, y = x * scale + shift (two passes over x)
                 scale = inv_std if w is None else w * inv_std
                 shift = -mean * scale
                 if self.bias is not None:
-                    shift = shift + xp.reshape(self.bias.data, bshape)
+                    shift = shift + xp.reshape(be.widened(self.bias.data), bshape)
                 y = x * scale
                 y += shift  # y is our own fresh array
-                self.save_for_backward(None, inv_std, False, shape)
-                return y
+                self.save_for_backward(None, inv_std, False, shape, like or inv_std)
+                return be.narrowed(y, out_dtype) if low else y
             xhat = (x - mean) * inv_std
         if w is not None:
             y = xhat * w
         else:
             y = xp.asarray(xhat, copy=True)  # xhat is kept; y must not alias it (a caller may mutate y)
         if self.bias is not None:
-            y += xp.reshape(self.bias.data, bshape)  # y is our own fresh array
+            y += xp.reshape(be.widened(self.bias.data), bshape)  # y is our own fresh array
         # Kept for backward: xhat (or None), inv_std (per channel, broadcastable), whether dx takes
-        # the full batch-statistics backward, and the input's shape (dy must match it).
-        self.save_for_backward(xhat if keep_xhat else None, inv_std, fused, shape)
-        return y
+        # the full batch-statistics backward, the input's shape (dy must match it), and what has
+        # y's place and dtype (inv_std; x's Signature when computed in float32).
+        self.save_for_backward(xhat if keep_xhat else None, inv_std, fused, shape, like or inv_std)
+        return be.narrowed(y, out_dtype) if low else y
 
     def backward(self, dy, input_grad: bool = True):
-        xhat, inv_std, fused, shape = self.saved()
+        xhat, inv_std, fused, shape, like = self.saved()
         if dy is None:
             return None
-        self.check_grad(dy, inv_std, shape)  # inv_std: y's dtype and place
-        xp = backends.namespace_of(dy)
+        self.check_grad(dy, like, shape)  # like: y's dtype and place
+        be = backends.backend_of(dy)
+        xp = be.xp
+        out_dtype, dy = dy.dtype, be.widened(dy)  # float16/bfloat16: the sums in float32
         c = self.num_features
         axes = (0,) + tuple(range(2, len(shape)))
         bshape = (1, c) + (1,) * (len(shape) - 2)
-        w = None if self.weight is None else xp.reshape(self.weight.data, bshape)
+        w = None if self.weight is None else xp.reshape(be.widened(self.weight.data), bshape)
         fused_dx = fused and input_grad
         # the fused dx needs both sums whether or not the parameters train
         # (xhat is None: the weight was frozen, or absent, at forward time, and nothing needs it)
@@ -191,17 +208,17 @@ class _BatchNorm(Layer):
         dbias = xp.sum(dy, axis=axes, keepdims=True) if fused_dx or trains(self.bias) else None
         dweight = xp.sum(dy * xhat, axis=axes, keepdims=True) if fused_dx or want_dw else None
         if want_dw:
-            self.weight.accumulate(xp.reshape(dweight, (c,)))
+            self.weight.accumulate(be.narrowed(xp.reshape(dweight, (c,)), self.weight.data.dtype))
         if trains(self.bias):
-            self.bias.accumulate(xp.reshape(dbias, (c,)))
+            self.bias.accumulate(be.narrowed(xp.reshape(dbias, (c,)), self.bias.data.dtype))
         if not input_grad:
             return None
         scale = inv_std if w is None else w * inv_std
         if fused:
             m = math.prod(shape) // c
             # the full batch-norm backward, with sum(dxhat) = w * dbias and sum(dxhat * xhat) = w * dweight
-            return scale * (dy - (dbias + xhat * dweight) * (1.0 / m))
-        return dy * scale  # with fixed statistics the map is affine
+            return be.narrowed(scale * (dy - (dbias + xhat * dweight) * (1.0 / m)), out_dtype)
+        return be.narrowed(dy * scale, out_dtype)  # with fixed statistics the map is affine
 
     def extra_repr(self):
         return (
@@ -248,6 +265,9 @@ class LayerNorm(Layer):
 
         dxhat = dy * weight,   dweight = sum_L(dy * xhat),   dbias = sum_L(dy)
         dx = inv_std / m * (m dxhat - sum_S(dxhat) - xhat sum_S(dxhat * xhat))
+
+    A float16/bfloat16 input (mixed precision) is normalized in float32 (statistics, ``y``, the
+    backward's sums); ``y``, ``dx`` and the parameter gradients come back in their own dtypes.
     """
 
     _config_fields = ('normalized_shape', 'eps', 'elementwise_affine', 'bias')
@@ -286,41 +306,48 @@ class LayerNorm(Layer):
         if len(shape) < k or shape[len(shape) - k:] != self.normalized_shape:
             want = "(*, " + ", ".join(str(s) for s in self.normalized_shape) + ")"
             raise ValueError(f"{tag} expected input {want}, got {shape_str(shape)}")
-        xp = backends.namespace_of(x)
+        be = backends.backend_of(x)
+        xp = be.xp
         axes = tuple(range(-k, 0))
-        xhat, mean, var, inv_std = _standardize(xp, x, axes, self.eps)
+        wide = be.widened(x)  # float16/bfloat16: statistics and y in float32
+        xhat, mean, var, inv_std = _standardize(xp, wide, axes, self.eps)
         if self.weight is not None:
-            y = xhat * self.weight.data
+            y = xhat * be.widened(self.weight.data)
         else:
             y = xp.asarray(xhat, copy=True)  # xhat is kept; y must not alias it
         if self.bias is not None:
-            y += self.bias.data
-        self.save_for_backward(xhat, inv_std)  # dx and dweight need xhat; inv_std is per sample
-        return y
+            y += be.widened(self.bias.data)
+        # dx and dweight need xhat; inv_std is per sample; what has y's place and dtype (xhat, or
+        # x's Signature when computed in float32)
+        self.save_for_backward(xhat, inv_std, xhat if wide is x else Signature(x))
+        return be.narrowed(y, x.dtype)
 
     def backward(self, dy, input_grad: bool = True):
-        xhat, inv_std = self.saved()
+        xhat, inv_std, like = self.saved()
         if dy is None:
             return None
-        self.check_grad(dy, xhat)  # xhat: y's shape, dtype and place
-        xp = backends.namespace_of(dy)
+        self.check_grad(dy, like)  # like: y's shape, dtype and place
+        be = backends.backend_of(dy)
+        xp = be.xp
         k = len(self.normalized_shape)
         axes = tuple(range(-k, 0))
         lead = tuple(range(dy.ndim - k))
         m = math.prod(self.normalized_shape)
+        out_dtype, dy = dy.dtype, be.widened(dy)  # float16/bfloat16: the sums in float32
 
         if trains(self.weight):
             g = dy * xhat
-            self.weight.accumulate(xp.sum(g, axis=lead) if lead else g)
+            self.weight.accumulate(be.narrowed(xp.sum(g, axis=lead) if lead else g, self.weight.data.dtype))
         if trains(self.bias):
             # no leading axes: a copy, so that the grad never aliases the caller's dy
-            self.bias.accumulate(xp.sum(dy, axis=lead) if lead else xp.asarray(dy, copy=True))
+            db = xp.sum(dy, axis=lead) if lead else xp.asarray(dy, copy=True)
+            self.bias.accumulate(be.narrowed(db, self.bias.data.dtype))
         if not input_grad:
             return None
-        dxhat = dy if self.weight is None else dy * self.weight.data
+        dxhat = dy if self.weight is None else dy * be.widened(self.weight.data)
         s1 = xp.sum(dxhat, axis=axes, keepdims=True)
         s2 = xp.sum(dxhat * xhat, axis=axes, keepdims=True)
-        return (inv_std * (1.0 / m)) * (m * dxhat - s1 - xhat * s2)
+        return be.narrowed((inv_std * (1.0 / m)) * (m * dxhat - s1 - xhat * s2), out_dtype)
 
     def extra_repr(self):
         return (

@@ -1,21 +1,28 @@
 """Callbacks for :func:`xpnet.fit`: learning-rate scheduling, early stopping, checkpoints, logging.
 
 A callback overrides any of the hooks below; each receives the :class:`~xpnet.nets.fit.TrainState`
-(``net``, ``loss``, ``optimizer``, ``epoch`` completed so far, ``step`` taken so far,
-``history``, and ``stop``, which a callback sets to end training after this epoch).
-At the end of an epoch callbacks run in the order of their ``order`` attribute (then as given):
-schedules (0), early stopping (10), checkpoints (20), loggers (30), so a checkpoint holds the
-schedule's and the early-stopping counters' state of that epoch. ``state_dict`` and
-``load_state_dict`` carry a callback's own state through checkpoints (plain JSON data).
+(``net``, ``loss``, ``optimizer``, ``epoch`` completed so far, ``step``: optimizer steps taken so
+far, ``history``, ``stop``, which a callback sets to end training after this epoch, and ``halt``,
+which a batch hook sets to end it after this batch).
+Callbacks run in the order of their ``order`` attribute (then as given): schedules (0), early
+stopping (10), checkpoints (20), loggers (30), so a checkpoint holds the schedule's and the
+early-stopping counters' state of that epoch. ``state_dict`` and ``load_state_dict`` carry a
+callback's own state through checkpoints (plain JSON data).
+
+The batch hooks get ``logs = {"batch": i, "size": n}`` (``i`` 1-based within the epoch, ``n``
+the batch's size) and, at ``on_batch_end``, ``"loss"``: the batch loss as a 0-d array on the
+net's device. fit never reads it; a callback that does (``float(logs["loss"])``) costs one host
+synchronisation per batch on a GPU, so read it only where the number is needed.
 """
 
 from __future__ import annotations
 
+import csv
 import math
+import numbers
 import pathlib
 import sys
-
-from .schedules import Schedule
+import warnings
 
 
 class Callback:
@@ -29,8 +36,11 @@ class Callback:
     def on_epoch_begin(self, state):
         pass
 
-    def on_batch_end(self, state):
-        pass
+    def on_batch_begin(self, state, logs):
+        """Before batch ``logs["batch"]`` (1-based) of ``logs["size"]`` samples is trained on."""
+
+    def on_batch_end(self, state, logs):
+        """After the batch; ``logs["loss"]``: its loss, a 0-d device array (reading it syncs)."""
 
     def on_epoch_end(self, state, logs):
         """``logs``: this epoch's figures (``loss``, ``accuracy``, ``val_loss``, ``lr``, ...)."""
@@ -74,19 +84,30 @@ class _Best:
 
 class LRScheduler(Callback):
     """Step ``schedule`` (an :mod:`xpnet.nets.schedules` schedule) after every epoch
-    (``interval="epoch"``) or every batch (``"step"``, e.g. for OneCycleLR)."""
+    (``interval="epoch"``) or every optimizer step (``"step"``, e.g. for OneCycleLR; with
+    ``fit(..., accumulate=k)`` that is once per k batches)."""
 
     order = 0
 
     def __init__(self, schedule, interval="epoch"):
+        from .schedules import ReduceLROnPlateau, Schedule  # schedules.py imports this module
+
+        if isinstance(schedule, ReduceLROnPlateau):
+            raise TypeError("LRScheduler: ReduceLROnPlateau is a callback itself (it steps on the figure it "
+                            "monitors): pass it to fit's callbacks directly")
         if not isinstance(schedule, Schedule):
             raise TypeError(f"LRScheduler expected an xpnet schedule, got {type(schedule).__name__}")
         if interval not in ("epoch", "step"):
             raise ValueError(f"LRScheduler: interval must be 'epoch' or 'step', got {interval!r}")
         self.schedule, self.interval = schedule, interval
+        self._steps = None  # state.step when the schedule last stepped
 
-    def on_batch_end(self, state):
-        if self.interval == "step":
+    def on_train_begin(self, state):
+        self._steps = state.step
+
+    def on_batch_end(self, state, logs):
+        if self.interval == "step" and state.step != self._steps:
+            self._steps = state.step
             self.schedule.step()
 
     def on_epoch_end(self, state, logs):
@@ -184,6 +205,17 @@ class ModelCheckpoint(Callback):
             self.last_path = self.path
 
 
+def figures(logs):
+    """``(name, number)`` of an epoch's scores in the order shown: training's, then validation's
+    (lr, time, samples/s and the per-class lists left out)."""
+    keys = [k for k in logs if not k.startswith("val_")] + [k for k in logs if k.startswith("val_")]
+    return [(k, logs[k]) for k in keys if k not in _NOT_SCORES
+            and isinstance(logs[k], numbers.Real) and not isinstance(logs[k], bool)]
+
+
+_NOT_SCORES = ("lr", "time", "samples_per_s")
+
+
 class EpochLogger(Callback):
     """Print one line per epoch (to ``file``, default stdout): the epoch, its figures, samples/s."""
 
@@ -194,9 +226,115 @@ class EpochLogger(Callback):
 
     def on_epoch_end(self, state, logs):
         parts = [f"epoch {state.epoch}/{state.epochs}"]
-        for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            if k in logs:
-                parts.append(f"{k} {logs[k]:.2%}" if "accuracy" in k else f"{k} {logs[k]:.4f}")
+        for k, v in figures(logs):
+            parts.append(f"{k} {v:.2%}" if "accuracy" in k else f"{k} {v:.4f}")
         parts.append(f"lr {logs['lr']:.3g}")
         parts.append(f"{logs['samples_per_s']:,.0f} samples/s")
         print("  ".join(parts), file=self.file or sys.stdout, flush=True)
+
+
+def _numbers(logs):
+    """The figures of ``logs`` that are numbers, as floats (the others, say a confusion matrix, are skipped)."""
+    return {k: float(v) for k, v in logs.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+
+
+class CSVLogger(Callback):
+    """One row per epoch in the CSV file ``path``: ``epoch``, then every figure of the epoch.
+
+    The columns are the first epoch's (``epoch``, ``loss``, ``accuracy``, ``lr``, ..., ``val_loss``,
+    ...); a figure missing later is an empty cell, and one that first appears later is left out,
+    with a warning. Each row is flushed as it is written, so the file always ends with a whole
+    epoch, even after a crash. ``append=True`` (for a resumed run) continues an existing file
+    under its own header; otherwise the file is started afresh. ``separator``: one character.
+    """
+
+    order = 30
+
+    def __init__(self, path, separator=",", append=False):
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
+        self.path, self.separator, self.append = pathlib.Path(path), separator, bool(append)
+        self.columns, self._file, self._writer, self._left_out = None, None, None, set()
+
+    def on_train_begin(self, state):
+        self.columns, self._left_out = None, set()
+        if self.append and self.path.exists():
+            with open(self.path, newline="", encoding="utf-8") as f:
+                self.columns = next(csv.reader(f, delimiter=self.separator), None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a" if self.append else "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file, delimiter=self.separator)
+
+    def on_epoch_end(self, state, logs):
+        figures = _numbers(logs)
+        if self.columns is None:
+            self.columns = ["epoch", *figures]
+            self._writer.writerow(self.columns)
+        new = [k for k in figures if k not in self.columns and k not in self._left_out]
+        if new:
+            self._left_out.update(new)
+            warnings.warn(f"CSVLogger: {', '.join(new)} first appeared at epoch {state.epoch}, after {self.path}'s "
+                          f"header was written; left out", UserWarning, stacklevel=2)
+        self._writer.writerow([state.epoch, *(figures.get(k, "") for k in self.columns[1:])])
+        self._file.flush()
+
+    def on_train_end(self, state):
+        if self._file is not None:
+            self._file.close()
+            self._file = self._writer = None
+
+
+TENSORBOARD_HINT = "TensorBoard needs tensorboardX: pip install 'xpnet[tensorboard]'"
+
+
+class TensorBoard(Callback):
+    """Scalars for TensorBoard in ``log_dir``, written with tensorboardX's ``SummaryWriter``.
+
+    After each epoch, every figure (``loss``, ``accuracy``, ``val_loss``, ``lr``, ``time``, ...)
+    under its own name, at step = the epoch. ``update_freq="batch"`` (or an int n: every n
+    batches) also writes ``batch_loss`` at step = the batches trained on so far; that reads the
+    batch loss, one host synchronisation each time on a GPU. The events are flushed every epoch.
+    Needs ``pip install 'xpnet[tensorboard]'`` (tensorboardX); view with ``tensorboard --logdir``.
+    """
+
+    order = 30
+
+    def __init__(self, log_dir, update_freq="epoch"):
+        if update_freq == "epoch":
+            self.every = 0
+        elif update_freq == "batch":
+            self.every = 1
+        elif isinstance(update_freq, int) and not isinstance(update_freq, bool) and update_freq >= 1:
+            self.every = update_freq
+        else:
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or an int >= 1, got {update_freq!r}")
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise ImportError(TENSORBOARD_HINT) from e
+        self.log_dir, self.update_freq = pathlib.Path(log_dir), update_freq
+        self._SummaryWriter, self.writer, self.batches = SummaryWriter, None, 0
+
+    def on_train_begin(self, state):
+        self.writer = self._SummaryWriter(str(self.log_dir))
+
+    def on_batch_end(self, state, logs):
+        self.batches += 1
+        if self.every and self.batches % self.every == 0:
+            self.writer.add_scalar("batch_loss", float(logs["loss"]), self.batches)
+
+    def on_epoch_end(self, state, logs):
+        for k, v in _numbers(logs).items():
+            self.writer.add_scalar(k, v, state.epoch)
+        self.writer.flush()
+
+    def on_train_end(self, state):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def state_dict(self):
+        return {"batches": self.batches}
+
+    def load_state_dict(self, sd):
+        self.batches = int(sd["batches"])

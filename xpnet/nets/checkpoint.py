@@ -13,7 +13,8 @@ everything else as JSON in its metadata, so loading it executes no code:
   loss spec, the optimizer (its spec, its parameters as positions in ``net.parameters()``, its
   param groups with their hyperparameters, its scalar state such as step counts), the epoch,
   the history, callback states, the backend and dtype, the generator state when it is JSON
-  data (numpy), free-form ``extra`` data;
+  data (numpy), the GradScaler's state (mixed precision; the master weights are the net's own
+  float32 weights), free-form ``extra`` data;
 - metadata ``xpnet.sha256``: a SHA-256 of all of the above, checked on load;
 - metadata ``xpnet.hmac-sha256`` (when saved with a key): an HMAC-SHA256 of that digest.
 
@@ -79,6 +80,8 @@ class Checkpoint:
     backend: str = ""
     dtype: str = ""
     rng_state: object = None
+    #: the saved :class:`~xpnet.amp.GradScaler`, rebuilt with its state (None when none was saved)
+    scaler: object = None
 
     def restore_rng(self):
         """Put the saved generator state back into the backend of ``net`` (for a bit-identical
@@ -92,7 +95,7 @@ class Checkpoint:
 
 
 def save(path, net, optimizer=None, *, loss=None, epoch=0, history=None, callbacks=None, rng=True, extra=None,
-         key=None):
+         key=None, scaler=None):
     """Write a checkpoint of ``net`` (and ``optimizer``, ``loss``, the ``epoch`` reached, the
     ``history`` of per-epoch metrics, ``callbacks`` states) to ``path``; returns the path.
 
@@ -109,6 +112,9 @@ def save(path, net, optimizer=None, *, loss=None, epoch=0, history=None, callbac
     ``key`` (bytes or str; default: the environment variable ``XPNET_CHECKPOINT_KEY`` when set)
     signs the file (HMAC-SHA256), for a ``load(..., key=...)`` to verify. The write is atomic,
     and removes what interrupted earlier writes to ``path`` left behind.
+    ``scaler``: a :class:`~xpnet.amp.GradScaler` (mixed precision: ``amp.scaler``) whose state
+    (scale, growth tracker, factors) is stored, for ``load(...).scaler`` to resume it exactly;
+    save outside ``autocast()``, where the net holds its float32 master weights.
     """
     secret = _key(key, "save")
     be = _net_backend(net)
@@ -126,6 +132,8 @@ def save(path, net, optimizer=None, *, loss=None, epoch=0, history=None, callbac
         "callbacks": dict(callbacks or {}), "extra": dict(extra or {}),
         "backend": be.label, "dtype": _float_dtype(net, be), "rng": None,
     }
+    if scaler is not None:  # only then: files without mixed precision stay as they were
+        meta["scaler"] = _scaler_meta(scaler)
     if optimizer is not None:
         meta["optimizer"] = _optimizer_meta(optimizer, net, tensors)
     if rng:
@@ -150,6 +158,15 @@ def save(path, net, optimizer=None, *, loss=None, epoch=0, history=None, callbac
     path = pathlib.Path(path)
     write_safetensors(path, tensors, metadata)
     return path
+
+
+def _scaler_meta(scaler):
+    """The scaler's state dict (JSON numbers)."""
+    from ..amp import GradScaler
+
+    if not isinstance(scaler, GradScaler):
+        raise TypeError(f"save: scaler must be an xpnet GradScaler (MixedPrecision's .scaler), got {type(scaler).__name__}")
+    return scaler.state_dict()
 
 
 def _optimizer_meta(optimizer, net, tensors):
@@ -225,6 +242,11 @@ def load(path, *, backend=None, dtype=None, key=None, max_bytes=MAX_BYTES) -> Ch
     )
     if plan.optimizer is not None:
         ck.optimizer = _optimizer(path, plan.optimizer, net, f)
+    if plan.scaler is not None:
+        from ..amp import GradScaler
+
+        ck.scaler = GradScaler(enabled=bool(plan.scaler))  # {}: saved from a disabled one
+        ck.scaler.load_state_dict(plan.scaler)
     ck.rng_state = f.tensor("rng.state") if plan.rng == "tensor" else plan.rng
     _try_rng(path, be, plan.backend, ck.rng_state)
     return ck

@@ -10,7 +10,8 @@ from the plan. What they check:
   EarlyStopping's, ModelCheckpoint's and LRScheduler's fields typed), ``extra`` (a dict; its
   ``step``, which ``fit`` resumes from, an int >= 0), ``backend`` (a known backend name, with a device),
   ``dtype`` (a float dtype name), ``rng`` (None, a JSON generator state, or ``"tensor"`` with
-  a ``rng.state`` uint8 vector; the loader also tries the state on its backend);
+  a ``rng.state`` uint8 vector; the loader also tries the state on its backend), ``scaler``
+  (absent, null, or a GradScaler state: ``{}`` or torch's five keys, each typed and in range);
 - ``model`` and ``loss``: registered types, known argument names, integers of 64 bits, the
   arguments that size a known layer (:mod:`xpnet.nets.checkpoint_arch`), a loss that is a
   Loss, nesting and layer count bounded;
@@ -63,8 +64,9 @@ _DEVICE = re.compile(r"[A-Za-z0-9_.:-]{1,60}")
 _OPT_TENSOR = re.compile(r"optimizer\.(0|[1-9][0-9]{0,8})\.([A-Za-z_][A-Za-z0-9_]{0,63})")
 _RNG_TENSOR, _RNG_MAX = "rng.state", 2**20
 _KEYS = {"format", "version", "model", "loss", "optimizer", "epoch", "history", "callbacks", "extra", "backend",
-         "dtype", "rng", "tied", "shared", "frozen"}
-_OPTIONAL = {"tied", "shared", "frozen"}  # absent from version 1 files (and "shared" from early version 2 ones)
+         "dtype", "rng", "tied", "shared", "frozen", "scaler"}
+# absent from version 1 files (and "shared" from early version 2 ones, "scaler" from those before mixed precision)
+_OPTIONAL = {"tied", "shared", "frozen", "scaler"}
 
 
 class CheckpointError(ValueError):
@@ -118,6 +120,7 @@ class Plan:
     optimizer_meta: object
     walk: object = None
     optimizer: OptimizerPlan | None = None
+    scaler: dict | None = None
 
 
 # -- reading the JSON ------------------------------------------------------------------------------
@@ -172,7 +175,23 @@ def check_fields(meta) -> Plan:
         backend=backend, dtype=dtype, rng=rng,
         tied=_groups(meta.get("tied", []), "tied"), shared=_groups(meta.get("shared", []), "shared"),
         frozen=_names(meta.get("frozen", []), "frozen"), optimizer_meta=meta["optimizer"],
+        scaler=_scaler(meta.get("scaler")),
     )
+
+
+def _scaler(sd):
+    """None, or a GradScaler state dict checked in full (:func:`xpnet.amp.scaler.check_state`)."""
+    from ..amp.scaler import check_state
+
+    if sd is None:
+        return None
+    bad = check_state(sd)
+    if bad is not None:
+        key, what = bad
+        if key is None:
+            raise Invalid("scaler", f"expected {what}, got {short(sd)}")
+        raise Invalid(f"scaler.{key}", f"expected {what}, got {short(sd[key])}")
+    return sd
 
 
 def check_history(history, field="history"):
@@ -214,6 +233,23 @@ _CALLBACK_FIELDS = {
                     "last_epoch": (False, lambda v: type(v) is int and -1 <= v <= _MAX_STEP, "an int >= -1"),
                     "base_lrs": (False, _reals, "a list of numbers"),
                     "_last_lr": (False, lambda v: _is_real(v) or _reals(v), "a number or a list of numbers")},
+    "ReduceLROnPlateau": {
+        "best": (True, _real_or_null, "a number or null"),
+        "num_bad_epochs": (True, _count_only, "an int >= 0"),
+        "cooldown_counter": (True, _count_only, "an int >= 0"),
+        "last_epoch": (True, lambda v: type(v) is int and -1 <= v <= _MAX_STEP, "an int >= -1"),
+        "monitor": (False, lambda v: isinstance(v, str) and len(v) <= 200, "a figure's name"),
+        "mode": (False, lambda v: v in ("min", "max"), "'min' or 'max'"),
+        "threshold_mode": (False, lambda v: v in ("rel", "abs"), "'rel' or 'abs'"),
+        "factor": (False, lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+        "threshold": (False, lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+        "eps": (False, lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+        "patience": (False, _count_only, "an int >= 0"),
+        "cooldown": (False, _count_only, "an int >= 0"),
+        "min_lrs": (False, _reals, "a list of numbers"),
+        "base_lrs": (False, _reals, "a list of numbers"),
+        "_last_lr": (False, _reals, "a list of numbers"),
+    },
 }
 
 

@@ -1,4 +1,5 @@
-"""Evaluation: ``evaluate`` (loss and accuracy over a data set) and ``predict`` (outputs), in eval mode.
+"""Evaluation: ``evaluate`` (loss, accuracy and any :mod:`~xpnet.metrics` over a data set) and
+``predict`` (outputs), in eval mode.
 
 Both run in batches on the device; running sums stay on the device and are read back once.
 """
@@ -9,6 +10,7 @@ import contextlib
 import math
 
 from .. import backends
+from .. import metrics as _metrics
 from ..data.loader import DataLoader
 from ..layers.base import no_grad
 from ..layers.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
@@ -59,7 +61,8 @@ def eval_mode(net):
 
 
 class Tally:
-    """Running sums over batches for one epoch: ``loss`` (per sample) and ``accuracy``.
+    """Running sums over batches for one epoch: ``loss`` (per sample), ``accuracy``, and the
+    figures of each :class:`~xpnet.metrics.Metric` in ``metrics`` (reset here, updated per batch).
 
     Accuracy is defined for CrossEntropyLoss (argmax of the logits equals the label) and
     BCEWithLogitsLoss (``logit > 0`` equals ``target >= 0.5``, per element); other losses
@@ -71,8 +74,11 @@ class Tally:
     the sum of its elements.
     """
 
-    def __init__(self, loss: Loss, xp):
+    def __init__(self, loss: Loss, xp, metrics=()):
         self.xp = xp
+        self.metrics = tuple(metrics)
+        for m in self.metrics:
+            m.reset()
         self.kind = "ce" if isinstance(loss, CrossEntropyLoss) else "bce" if isinstance(loss, BCEWithLogitsLoss) else None
         self.per_mean = loss.reduction == "mean"
         self.per_element = loss.reduction == "none"
@@ -85,6 +91,8 @@ class Tally:
         part = value * b if self.per_mean else xp.sum(value) if self.per_element else value
         self.loss_sum = part if self.loss_sum is None else self.loss_sum + part
         self.n += b
+        for m in self.metrics:
+            m.update(out, yb)
         if self.kind == "ce":
             hit = xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
             self.n_acc += b
@@ -96,23 +104,29 @@ class Tally:
         self.correct = hit if self.correct is None else self.correct + hit
 
     def result(self) -> dict:
-        """``{"loss": float, "accuracy": float}`` (accuracy only where defined); one host read each."""
+        """``{"loss": float, "accuracy": float, **each metric's result()}`` (accuracy only where
+        defined); one host read each."""
         if self.n == 0:
             raise ValueError("no batches were seen")
         out = {"loss": float(self.loss_sum) / self.n}
         if self.correct is not None:
             out["accuracy"] = int(self.correct) / self.n_acc
+        for m in self.metrics:
+            out.update(m.result())
         return out
 
 
-def evaluate(net, loss, data, batch_size=1024):
-    """``{"loss": mean loss per sample, "accuracy": fraction}`` of ``net`` on ``data`` (an ``(X, y)``
-    pair or a DataLoader), computed in eval mode (dropout off, running statistics), in batches."""
+def evaluate(net, loss, data, batch_size=1024, metrics=None):
+    """``{"loss": mean loss per sample, "accuracy": fraction, ...}`` of ``net`` on ``data`` (an
+    ``(X, y)`` pair or a DataLoader), computed in eval mode (dropout off, running statistics), in
+    batches. ``metrics``: names or :class:`~xpnet.metrics.Metric` objects (see
+    :func:`xpnet.metrics.get`) whose figures join the dict (``"f1"``, ``"top5_accuracy"``, ``"mae"``...)."""
     if not isinstance(loss, Loss):
         raise TypeError(f"evaluate: loss must be an xpnet Loss, got {type(loss).__name__}")
+    tracked = _metrics.resolve(metrics, "evaluate")
     be = net_backend(net, "evaluate")
     loader = as_loader(data, batch_size, False, be, "evaluate")
-    tally = Tally(loss, be.xp)
+    tally = Tally(loss, be.xp, tracked)
     with eval_mode(net):  # no backward follows: keep nothing for one
         for xb, yb in loader:
             out = net(xb)

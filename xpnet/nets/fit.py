@@ -1,29 +1,45 @@
 """The training loop: ``fit(net, loss, optimizer, train, epochs, batch_size, val=None, callbacks=())``.
 
-One step on a batch ``(xb, yb)``::
+One step on a batch ``(xb, yb)`` (:class:`_Step`)::
 
     optimizer.zero_grad(); out = net(xb); l = loss(out, yb)
     net.backward(loss.backward(), input_grad=False); optimizer.step()
 
+With ``accumulate=k`` one optimizer step covers k consecutive batches: ``zero_grad`` before
+the first, ``loss.backward(1 / k)`` after each (the gradients add up to the mean of the k
+batches' gradients), and clipping and ``optimizer.step()`` after the last.
+
 The data stay on the net's device (:class:`~xpnet.data.DataLoader`); the epoch's loss and
-accuracy are summed on the device and read back once per epoch. The NaN/Inf guard reads each
-step's loss (one host read per step; on a GPU that is one synchronisation) and stops with
-:class:`TrainingDiverged` *before* a non-finite loss reaches the weights (the running statistics
-that the step's forward updated are put back as well).
+accuracy are summed on the device and read back once per epoch; the batch hooks get the batch
+loss as a 0-d device array (a callback that reads it syncs the device). No step reads the host:
+the NaN/Inf guard (:class:`~xpnet.nets.guard.DivergenceGuard`) reads the losses once every
+``guard_every`` steps and at the end of each epoch, and on a NaN/Inf puts back the weights,
+buffers and optimizer state of its last good check and raises :class:`TrainingDiverged`; on a
+device backend (``backend.asynchronous``: CuPy, torch on CUDA, and array-api-strict, which plays
+one in the tests) the layers' value checks (bad labels, indices) are deferred to those same
+reads (:mod:`xpnet.layers.deferred`). With ``precision="bf16"|"fp16"`` each step runs through
+:class:`~xpnet.amp.MixedPrecision` (float32 master weights; fp16 scales the loss, which costs
+one host read per optimizer step to decide whether to skip it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import math
 import numbers
 import sys
 import time
 
+from ..layers.deferred import deferred_checks
 from ..layers.losses import Loss
-from .callbacks import Callback, ModelCheckpoint
+from ..validate import integer
+from ..metrics import resolve as _resolve_metrics
+from .callbacks import Callback, ModelCheckpoint, figures
 from .clip import clip_grad_norm
 from .evaluate import Tally, as_loader, evaluate, net_backend
+from .guard import DEFAULT_EVERY, DivergenceGuard
 from .optim import Optimizer
 
 
@@ -48,7 +64,11 @@ class History(dict):
 
 @dataclasses.dataclass
 class TrainState:
-    """What callbacks see. ``stop = True`` ends training after the current epoch."""
+    """What callbacks see. ``epoch``: epochs completed; ``step``: optimizer steps taken (with
+    ``accumulate=k``, one per k batches). ``stop = True`` ends training after the current
+    epoch. ``halt = True``, set by a batch hook, ends training after the current batch: that
+    epoch is not validated, not recorded in the history, and gets no ``on_epoch_end`` (the LR
+    finder stops so)."""
 
     net: object
     loss: object
@@ -59,6 +79,9 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     stop: bool = False
+    halt: bool = False
+    #: the mixed-precision policy (``fit(precision=)``), or None
+    amp: object = None
 
     def callback_states(self) -> dict:
         return {_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)}
@@ -67,8 +90,9 @@ class TrainState:
         """A checkpoint of everything needed to resume (see :func:`xpnet.save`), with ``extra``."""
         from .checkpoint import save
 
+        scaler = None if self.amp is None or not self.amp.scaler.is_enabled() else self.amp.scaler
         return save(path, self.net, self.optimizer, loss=self.loss, epoch=self.epoch, history=self.history,
-                    callbacks=self.callback_states(), extra={**(extra or {}), "step": self.step})
+                    callbacks=self.callback_states(), extra={**(extra or {}), "step": self.step}, scaler=scaler)
 
 
 def _key(i, cb):
@@ -76,35 +100,67 @@ def _key(i, cb):
 
 
 def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callbacks=(), progress=True,
-        shuffle=True, clip_norm=None, guard=True, resume=None) -> History:
+        shuffle=True, clip_norm=None, guard=True, guard_every=DEFAULT_EVERY, resume=None, accumulate=1,
+        metrics=None, precision=None) -> History:
     """Train ``net`` for ``epochs`` epochs; returns the :class:`History`.
 
     ``train`` and ``val``: ``(X, y)`` pairs (moved once to the net's device) or DataLoaders.
-    ``progress``: a tqdm bar per epoch with the running loss, accuracy and samples/s, shown only
-    when stderr is a terminal. ``clip_norm``: clip the global gradient norm each step.
-    ``guard``: check every step's loss and raise :class:`TrainingDiverged` on NaN/Inf.
+    ``progress``: a tqdm bar per epoch (``tqdm.auto``: a widget in Jupyter) with the running
+    loss, accuracy and samples/s, and at the epoch's end its figures, validation's included,
+    and lr; shown only when stderr is a terminal or inside a Jupyter kernel.
+    ``clip_norm``: clip the global gradient norm before each optimizer step.
+    ``guard``: watch the losses and raise :class:`TrainingDiverged` on NaN/Inf, reading them
+    once every ``guard_every`` steps (default 50, measured: see :mod:`xpnet.nets.guard`) and at
+    the end of each epoch; the weights, buffers and optimizer state come back as they were at
+    the last good check, so no bad update stays. ``guard_every=None``: once an epoch.
     ``resume``: a :class:`~xpnet.nets.checkpoint.Checkpoint` of this run: training continues
     from its epoch with its history, generator state and callback states, so that on numpy
     2 epochs + resume + 2 epochs give the same bits as 4 epochs.
+    ``accumulate``: k >= 1 batches per optimizer step. Each batch's loss gradient is scaled by
+    1/k and the k gradients are summed, so ``batch_size=8, accumulate=4`` steps as
+    ``batch_size=32`` does (exactly, for a "mean" loss, batches of equal size and no layer that
+    depends on the batch, such as BatchNorm). The epoch's last group may be shorter: its k'
+    batches are scaled by 1/k' (a step on their mean). ``state.step`` counts optimizer steps;
+    the batch hooks fire for every batch.
+    ``precision``: None (the net's own dtype), ``"bf16"`` or ``"fp16"``: forward and backward in
+    that dtype over float32 master weights (:class:`~xpnet.amp.MixedPrecision`; fp16 with a
+    :class:`~xpnet.amp.GradScaler`, stored in checkpoints and restored by ``resume``);
+    validation and the saved weights are float32.
+    ``metrics``: names or :class:`~xpnet.metrics.Metric` objects (``["f1", "top5"]``, see
+    :func:`xpnet.metrics.get`), accumulated on the device over each epoch and over ``val``: the
+    logs and the history gain their figures (``f1``, ``val_f1``, ``top5_accuracy``...).
     """
     _check(net, loss, optimizer, epochs)
+    accumulate = integer("fit", "accumulate", accumulate, minimum=1)
+    metrics = _resolve_metrics(metrics, "fit")
     be = net_backend(net)
     loader = as_loader(train, batch_size, shuffle, be, "fit")
     val_loader = None if val is None else as_loader(val, max(batch_size, 1024), False, be, "fit (val)")
     callbacks = sorted(_callbacks(callbacks), key=lambda cb: cb.order)
     state = TrainState(net, loss, optimizer, int(epochs), callbacks, History())
+    state.amp = None if precision is None else _mixed_precision(net, optimizer, precision, resume)
     if resume is not None:
         _resume(state, resume)
     for cb in callbacks:
         cb.on_train_begin(state)
-    params = net.parameters()
+    step = _Step(state, net.parameters(), clip_norm, guard and _guard(state, guard_every), accumulate)
     try:
         while state.epoch < state.epochs and not state.stop:
             for cb in callbacks:
                 cb.on_epoch_begin(state)
-            logs = _epoch(state, be, loader, params, clip_norm, guard, progress)
-            if val_loader is not None:
-                logs.update({f"val_{k}": v for k, v in evaluate(net, loss, val_loader).items()})
+            bar = _Bar.open(progress, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
+            try:
+                with deferred_checks() if be.asynchronous else contextlib.nullcontext():
+                    logs = _epoch(state, be, loader, step, bar, metrics)
+                if state.halt:
+                    break
+                if val_loader is not None:
+                    logs.update({f"val_{k}": v for k, v in evaluate(net, loss, val_loader, metrics=metrics).items()})
+                if bar is not None:
+                    bar.finish(logs)
+            finally:
+                if bar is not None:
+                    bar.close()
             state.epoch += 1
             state.history.append(state.epoch, logs)
             for cb in callbacks:
@@ -115,48 +171,29 @@ def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callb
     return state.history
 
 
-def _epoch(state, be, loader, params, clip_norm, guard, progress):
+def _epoch(state, be, loader, step, bar, metrics=()):
     net, loss, opt = state.net, state.loss, state.optimizer
     net.train()
-    tally = Tally(loss, be.xp)
-    bar = _bar(progress, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
-    # buffers (BatchNorm's running statistics) that a forward rebinds: the guard puts them back
-    buffers = [(owner, attr) for _, owner, attr, is_param in net.state_entries() if not is_param] if guard else []
-    t0 = last = time.perf_counter()
-    try:
-        for i, (xb, yb) in enumerate(loader, 1):
-            opt.zero_grad()
-            kept = [getattr(owner, attr) for owner, attr in buffers]
-            out = net(xb)
-            value = loss(out, yb)
-            if guard:
-                v = float(value)
-                if not math.isfinite(v):
-                    for (owner, attr), b in zip(buffers, kept):
-                        setattr(owner, attr, b)
-                    raise _diverged(state, v, i, len(loader))
-            net.backward(loss.backward(), input_grad=False)
-            if clip_norm is not None:
-                clip_grad_norm(params, clip_norm)
-            opt.step()
-            tally.add(value, out, yb)
-            state.step += 1
-            for cb in state.callbacks:
-                cb.on_batch_end(state)
-            if bar is not None:
-                bar.update(1)
-                now = time.perf_counter()
-                if now - last > 0.25 or i == len(loader):  # refreshing reads the device: not every step
-                    last = now
-                    fig = tally.result()
-                    post = {"loss": f"{fig['loss']:.4f}"}
-                    if "accuracy" in fig:
-                        post["acc"] = f"{fig['accuracy']:.2%}"
-                    post["samples/s"] = f"{tally.n / (now - t0):,.0f}"
-                    bar.set_postfix(post, refresh=False)
-    finally:
+    tally = Tally(loss, be.xp, metrics)
+    n = len(loader)
+    if step.guard is not None:
+        step.guard.begin_epoch(state.epoch + 1, n)
+    t0 = time.perf_counter()
+    for i, (xb, yb) in enumerate(loader, 1):
+        logs = {"batch": i, "size": int(xb.shape[0])}
+        for cb in state.callbacks:
+            cb.on_batch_begin(state, logs)
+        out, value = step(xb, yb, i, n)
+        tally.add(value, out, yb)
+        logs["loss"] = value  # a 0-d device array: reading it is the callback's choice (and sync)
+        for cb in state.callbacks:
+            cb.on_batch_end(state, logs)
         if bar is not None:
-            bar.close()
+            bar.update(tally, t0, i == n)
+        if state.halt:
+            break
+    if step.guard is not None:
+        step.guard.end_epoch()
     be.synchronize()
     seconds = time.perf_counter() - t0
     logs = tally.result()
@@ -166,26 +203,126 @@ def _epoch(state, be, loader, params, clip_norm, guard, progress):
     return logs
 
 
-def _diverged(state, v, i, n):
+class _Step:
+    """Training on batch ``i`` of ``n``: ``zero_grad`` before the first batch of each group of
+    ``accumulate`` batches, forward, loss, the guard's note of the loss, backward of the loss
+    scaled by 1/k (k: the group's size), and after the group's last batch clipping and
+    ``optimizer.step()``. With mixed precision (``state.amp``) the forward and backward run in
+    its ``autocast`` block, the loss is scaled, and clipping sees the unscaled gradients."""
+
+    def __init__(self, state, params, clip_norm, guard, accumulate):
+        self.state, self.params, self.clip_norm, self.k = state, params, clip_norm, accumulate
+        self.guard = guard or None
+        self.dy = 1.0
+
+    def __call__(self, xb, yb, i, n):
+        """The outputs and the (unscaled) loss of batch ``i`` (1-based) of ``n``."""
+        state, k, amp = self.state, self.k, self.state.amp
+        net, loss, opt = state.net, state.loss, state.optimizer
+        if (i - 1) % k == 0:
+            opt.zero_grad()
+            self.dy = 1.0 / min(k, n - i + 1)
+        if amp is None:
+            out = net(xb)
+            value = loss(out, yb)
+            if self.guard is not None:
+                self.guard.observe(value)
+            net.backward(loss.backward(self.dy), input_grad=False)
+        else:
+            with amp.autocast():
+                out = net(amp.cast(xb))
+                value = loss(out, yb)
+                if self.guard is not None:
+                    self.guard.observe(value)
+                amp.backward(loss, self.dy)
+        if i % k == 0 or i == n:
+            if self.clip_norm is not None:
+                if amp is not None:
+                    amp.unscale_()
+                clip_grad_norm(self.params, self.clip_norm)
+            if amp is None:
+                opt.step()
+            else:
+                amp.step()
+            state.step += 1
+        return out, value
+
+
+def _guard(state, every):
+    """fit's DivergenceGuard: its errors name fit's last good checkpoint and carry the history."""
+    return DivergenceGuard(state.net, state.optimizer, every, on_diverged=lambda e: _diverged(state, e))
+
+
+def _mixed_precision(net, optimizer, precision, resume):
+    from ..amp import MixedPrecision
+
+    scaler = getattr(resume, "scaler", None)
+    try:
+        return MixedPrecision(net, optimizer, precision, scaler=scaler)
+    except ValueError as e:  # name fit, as fit's other errors do
+        raise ValueError(f"fit: {e}") from None
+
+
+def _diverged(state, error):
+    """The guard's ``error``, with where the last good checkpoint is and the completed epochs."""
     saved = [cb for cb in state.callbacks if isinstance(cb, ModelCheckpoint) and cb.last_path is not None]
     last = max(saved, key=lambda cb: cb.last_epoch) if saved else None
     where = (f"the last good checkpoint is {last.last_path} (epoch {last.last_epoch})" if last
              else "no checkpoint had been saved")
-    return TrainingDiverged(
-        f"fit: the loss became {v} at epoch {state.epoch + 1}, step {i} of {n}; training stopped before "
-        f"that step changed the weights; {where}", state.epoch + 1, i, state.history,
-        None if last is None else last.last_path,
-    )
+    out = TrainingDiverged(f"{error}; {where}", error.epoch, error.step, state.history,
+                           None if last is None else last.last_path)
+    out.value, out.restored = error.value, error.restored
+    return out
 
 
-def _bar(progress, total, desc):
-    if not progress or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a dependency; without it, train silently rather than fail
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True)
+class _Bar:
+    """The epoch's progress bar: the running figures as it goes, the epoch's figures at its end."""
+
+    def __init__(self, bar):
+        self.bar, self.last = bar, time.perf_counter()
+
+    @classmethod
+    def open(cls, progress, total, desc):
+        """A bar when ``progress`` and stderr is a terminal or this is a Jupyter kernel; else None."""
+        if not progress or not (sys.stderr.isatty() or _in_kernel()):
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is a dependency; without it, train silently rather than fail
+            return None
+        return cls(tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True))
+
+    def update(self, tally, t0, last):
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.last > 0.25 or last:  # refreshing reads the device: not every step
+            self.last = now
+            self.bar.set_postfix(_postfix({**tally.result(), "samples_per_s": tally.n / (now - t0)}), refresh=False)
+
+    def finish(self, logs):
+        """Show the epoch's figures (validation's too) and lr."""
+        self.bar.set_postfix(_postfix(logs), refresh=True)
+
+    def close(self):
+        self.bar.close()
+
+
+def _postfix(logs):
+    """An epoch's (or the running) figures as tqdm postfix strings: scores, lr, samples/s."""
+    out = {k: f"{v:.2%}" if "accuracy" in k else f"{v:.4f}" for k, v in figures(logs)}
+    if "lr" in logs:
+        out["lr"] = f"{logs['lr']:.3g}"
+    if "samples_per_s" in logs:
+        out["samples/s"] = f"{logs['samples_per_s']:,.0f}"
+    return out
+
+
+def _in_kernel():
+    """Inside a Jupyter (IPython) kernel? Only a running IPython has imported it: never import it here."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def _callbacks(callbacks):
@@ -193,7 +330,21 @@ def _callbacks(callbacks):
     for i, cb in enumerate(out):
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be xpnet Callback instances, got {type(cb).__name__} at position {i}")
+        for hook in ("on_batch_begin", "on_batch_end"):
+            if not _takes_logs(getattr(cb, hook)):
+                raise TypeError(f"fit: {type(cb).__name__}.{hook} must take (state, logs): the batch hooks are "
+                                "given the batch's logs (batch, size, loss)")
     return out
+
+
+def _takes_logs(hook):
+    try:
+        inspect.signature(hook).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): let the call say
+        pass
+    return True
 
 
 def _check(net, loss, optimizer, epochs):

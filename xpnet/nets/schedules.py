@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 
-from ..validate import integer, real
+from ..validate import choice, integer, real
+from .callbacks import Callback, _mode, _monitored
 from .optim import Optimizer
 
 
@@ -218,3 +219,117 @@ class OneCycleLR(Schedule):
             sd["phases"] = [(end, lo if lo.endswith("s") else lo + "s", hi if hi.endswith("s") else hi + "s")
                             for end, lo, hi in sd["phases"]]
         super().load_state_dict(sd)
+
+
+class ReduceLROnPlateau(Schedule, Callback):
+    """Cut every group's lr by ``factor`` when a figure stops improving, as
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``; the same object is a callback for fit.
+
+    Two ways to use it:
+
+    - by hand, as in torch: ``sched.step(val_loss)`` once per epoch;
+    - in :func:`~xpnet.fit`, as Keras' callback: ``callbacks=[xn.ReduceLROnPlateau(opt,
+      monitor="val_loss")]`` steps it after every epoch with that epoch's ``logs[monitor]``
+      (``val_*`` figures need ``fit(..., val=...)``), before early stopping and checkpoints
+      look at the epoch; its state goes into checkpoints and a resumed fit continues it.
+
+    ``step(metric)`` counts an improvement when ``metric < best * (1 - threshold)``
+    (``mode="min"``, ``threshold_mode="rel"``), ``metric < best - threshold`` ("abs"),
+    ``metric > best * (1 + threshold)`` or ``metric > best + threshold`` (``mode="max"``).
+    After more than ``patience`` epochs in a row without one, each group's lr becomes
+    ``max(lr * factor, min_lr)`` (kept when that would change it by ``eps`` or less), and the
+    next ``cooldown`` epochs count no bad epochs. ``min_lr``: one number, or one per group.
+    ``mode="auto"`` (not in torch): "min" when ``monitor`` names a loss, else "max". Unlike the
+    other schedules it takes no step at construction (as in torch).
+    """
+
+    order = 0
+    _STATE = ("monitor", "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lrs", "eps",
+              "base_lrs", "last_epoch", "best", "num_bad_epochs", "cooldown_counter", "_last_lr")
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0.0, eps=1e-8, *, monitor="val_loss"):
+        n = "ReduceLROnPlateau"
+        self._check_optimizer(optimizer)
+        if not isinstance(monitor, str):
+            raise TypeError(f"{n}: monitor must be the name of a figure (a str), got {type(monitor).__name__}")
+        self.optimizer, self.monitor = optimizer, monitor
+        self.mode = _mode(n, monitor, mode)
+        self.factor = real(n, "factor", factor, lo=0.0, hi=1.0, hi_open=True)
+        self.patience = integer(n, "patience", patience, minimum=0)
+        self.threshold = real(n, "threshold", threshold, lo=0.0)
+        self.threshold_mode = choice(n, "threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = integer(n, "cooldown", cooldown, minimum=0)
+        self.eps = real(n, "eps", eps, lo=0.0)
+        groups = optimizer.param_groups
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(groups):
+                raise ValueError(f"{n}: min_lr must be one number or a list of one per parameter group "
+                                 f"({len(groups)}), got {min_lr!r}")
+            self.min_lrs = [real(n, f"min_lr[{i}]", v, lo=0.0) for i, v in enumerate(min_lr)]
+        else:
+            self.min_lrs = [real(n, "min_lr", min_lr, lo=0.0)] * len(groups)
+        self.base_lrs = [float(g["lr"]) for g in groups]
+        self.last_epoch = 0
+        self._last_lr = list(self.base_lrs)
+        self.best, self.num_bad_epochs, self.cooldown_counter = self._worst(), 0, 0
+
+    def _worst(self):
+        return math.inf if self.mode == "min" else -math.inf
+
+    def _improves(self, v):
+        rel = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return v < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
+        return v > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
+
+    def step(self, metric):
+        """One epoch whose monitored figure is ``metric`` (a number, or a 0-d array: one read)."""
+        if isinstance(metric, (bool, str)):
+            raise TypeError(f"ReduceLROnPlateau.step: metric must be a number, got {type(metric).__name__}")
+        try:
+            current = float(metric)
+        except (TypeError, ValueError):
+            raise TypeError(f"ReduceLROnPlateau.step: metric must be a number, got {type(metric).__name__}") from None
+        groups = self._groups()
+        self.last_epoch += 1
+        if self._improves(current):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            for g, lo in zip(groups, self.min_lrs):
+                old = float(g["lr"])
+                new = max(old * self.factor, lo)
+                if old - new > self.eps:
+                    g["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [float(g["lr"]) for g in groups]
+
+    def on_epoch_end(self, state, logs):
+        self.step(_monitored("ReduceLROnPlateau", self.monitor, logs))
+
+    def state_dict(self):
+        """Everything but the optimizer, as JSON data (an infinite ``best``, none yet, as null)."""
+        sd = {k: list(v) if isinstance(v, list) else v for k, v in ((k, getattr(self, k)) for k in self._STATE)}
+        sd["best"] = None if math.isinf(self.best) else self.best
+        return sd
+
+    def load_state_dict(self, sd):
+        """Restore what :meth:`state_dict` gave, then set each group's lr to the one this schedule
+        last set (a no-op where the optimizer's own state was restored too)."""
+        n = "ReduceLROnPlateau.load_state_dict"
+        missing = [k for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch") if k not in sd]
+        if missing:
+            raise ValueError(f"{n}: the state lacks {', '.join(map(repr, missing))}")
+        for k in self._STATE:
+            if k in sd:
+                setattr(self, k, list(sd[k]) if isinstance(sd[k], list) else sd[k])
+        choice(n, "mode", self.mode, ("min", "max"))
+        choice(n, "threshold_mode", self.threshold_mode, ("rel", "abs"))
+        if self.best is None:
+            self.best = self._worst()
+        self.restore_lr()

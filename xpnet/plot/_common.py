@@ -3,10 +3,8 @@ arrays of any backend, evaluation mode, and predicted labels from logits."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import secrets
 import types
 
 from .. import backends
@@ -49,23 +47,16 @@ def figure(m, width_px, height_px):
 def save(m, fig, path) -> pathlib.Path:
     """Write ``fig`` as a PNG to ``path`` atomically and return ``path`` as a ``pathlib.Path``.
 
-    The PNG goes to a temporary file beside ``path`` that replaces it in one rename, so a
-    reader (or a crash mid-write) never sees half an image. Parent directories are created.
-    The PNG format is used whatever the suffix of ``path``.
+    The PNG goes to a temporary file beside ``path`` that replaces it in one rename
+    (:func:`xpnet.io.atomic.atomic_write`), so a reader (or a crash mid-write) never sees half
+    an image. Parent directories are created. The PNG format is used whatever the suffix of ``path``.
     """
+    from ..io.atomic import atomic_write
+
     path = pathlib.Path(os.fspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
     m.Canvas(fig)  # attaches an Agg canvas to this figure only
-    # open(..., "x") rather than mkstemp: the file gets the user's umask (mkstemp's is 0600)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI)
     return path
 
 

@@ -14,6 +14,9 @@ from . import _common as c
 #: (``epoch`` defaults to 1..N), the others are drawn when present
 KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 
+#: the loss axis turns logarithmic when its values span more than this factor (two decades)
+LOG_SPAN = 100.0
+
 #: pixel sizes: loss and accuracy side by side, or the loss alone
 SIZE_TWO = (1000, 400)
 SIZE_ONE = (550, 400)
@@ -94,10 +97,20 @@ def _panel(m, ax, h, key, label, lowest, fmt):
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     ax.set_title(label)
+    if key == "loss" and _spans_decades([v for k in (key, "val_" + key) for v in h.get(k, ())]):
+        ax.set_yscale("log")
+        ax.set_title(f"{label} (log scale)")
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(m.ticker.MaxNLocator(integer=True))
     if drawn:
         ax.legend()
+
+
+def _spans_decades(values):
+    """Whether positive ``values`` span more than :data:`LOG_SPAN` (on a linear axis the late
+    epochs would be a flat line at the bottom); never for a zero or negative value."""
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > LOG_SPAN
 
 
 def curves(history, path, *, title=None):
@@ -111,12 +124,20 @@ def curves(history, path, *, title=None):
 
     Drawn: the loss per epoch, train and validation, on the left; the accuracy, train and
     validation, on the right when the history has one (shown as percentages when the
-    values are fractions). The best validation epoch is starred and named in the legend.
+    values are fractions). The loss axis is logarithmic when the losses (all positive) span
+    more than two decades (:data:`LOG_SPAN`), linear otherwise. The best validation epoch is
+    starred and named in the legend.
     Size: 1000 x 400 pixels with the accuracy panel, 550 x 400 without.
 
     Returns the ``pathlib.Path`` written. Raises ValueError, naming the keys and their
     lengths, for an empty history or lists of unequal lengths.
     """
+    fig = _figure(history, title)
+    return c.save(c.mpl(), fig, path)
+
+
+def _figure(history, title):
+    """The matplotlib Figure that :func:`curves` saves."""
     h = _load(history)
     m = c.mpl()
     has_acc = "accuracy" in h or "val_accuracy" in h
@@ -131,4 +152,4 @@ def curves(history, path, *, title=None):
             axes[1].yaxis.set_major_formatter(m.ticker.PercentFormatter(xmax=1.0))
     if title:
         fig.suptitle(title)
-    return c.save(m, fig, path)
+    return fig

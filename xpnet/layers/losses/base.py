@@ -38,6 +38,12 @@ class Loss(Layer):
 
     Non-trainable class weights are buffers (``_buffer_names``), so they appear in
     ``state_dict()`` under torch's names and move with ``.to(backend, dtype)``.
+
+    Low precision (mixed precision's recipe): a float16/bfloat16 prediction, and a float
+    target of either, are widened to float32 first (:meth:`_lift`), so the loss, its softmax and
+    its reductions are computed in float32 and the output is float32 (as under torch's autocast);
+    ``dy`` is then a number or a float32 array, and the gradients come back in the dtypes the
+    prediction and the target had.
     """
 
     _config_fields = ("reduction",)
@@ -55,7 +61,7 @@ class Loss(Layer):
         """What ``backward`` returns, from the entry it popped."""
         if dy is None or not (input_grad or target_grad):
             return (None, None) if target_grad else None
-        dpred, dtarget = self._backward(saved, dy, input_grad, target_grad)
+        dpred, dtarget = self._narrowed(*self._backward(saved, dy, input_grad, target_grad))
         if target_grad:
             return (dpred if input_grad else None), dtarget
         return dpred
@@ -63,6 +69,42 @@ class Loss(Layer):
     def _backward(self, saved, dy, input_grad, target_grad):
         """``(dpred, dtarget)`` from what forward saved (either may be None)."""
         raise NotImplementedError
+
+    # -- low precision -----------------------------------------------------------------
+    def _lift(self, pred, target):
+        """``(pred, target)``, each widened to float32 when ``pred`` is float16/bfloat16 (the
+        target only when it is one of those too); the next :meth:`save_for_backward` records the
+        dtypes they had, which backward gives the gradients back in."""
+        self.__dict__["_lifted"] = None  # also forgets a forward that raised after lifting
+        try:
+            be = backends.backend_of(pred)
+        except TypeError:  # not an array: the checks that follow say so
+            return pred, target
+        if pred.dtype not in be.low_float_dtypes:
+            return pred, target
+        low_target = getattr(target, "dtype", None) in be.low_float_dtypes
+        self.__dict__["_lifted"] = (pred.dtype, target.dtype if low_target else None)
+        return be.widened(pred), be.widened(target) if low_target else target
+
+    def save_for_backward(self, *values):
+        # each entry ends with what _lift widened in its forward (None: nothing), which saved() strips
+        super().save_for_backward(*values, self.__dict__.pop("_lifted", None))
+
+    def saved(self) -> tuple:
+        *values, self.__dict__["_restore"] = super().saved()
+        return tuple(values)
+
+    def _narrowed(self, dpred, dtarget=None):
+        """The gradients in the dtypes the popped entry's forward widened from (as they are if none)."""
+        restore = self.__dict__.get("_restore")
+        if restore is None:
+            return dpred, dtarget
+        low_pred, low_target = restore
+        if dpred is not None:
+            dpred = backends.backend_of(dpred).narrowed(dpred, low_pred)
+        if dtarget is not None and low_target is not None:
+            dtarget = backends.backend_of(dtarget).narrowed(dtarget, low_target)
+        return dpred, dtarget
 
     # -- reductions and the upstream gradient -----------------------------------------
     def _reduce(self, xp, per, denom):

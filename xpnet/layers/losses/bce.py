@@ -48,6 +48,7 @@ class BCEWithLogitsLoss(Loss):
         self._buffers(backend, dtype, weight=weight, pos_weight=pos_weight)  # sets self.weight, self.pos_weight
 
     def forward(self, pred, target):
+        pred, target = self._lift(pred, target)  # float16/bfloat16: computed in float32
         xp = self._check_pair(pred, target)
         w = self._broadcastable(self.weight, "weight", pred)
         pw = self._broadcastable(self.pos_weight, "pos_weight", pred)

@@ -6,9 +6,12 @@ import math
 
 from ... import backends
 from ...validate import integer, probability
+from .. import deferred
 from .._checks import place, require_float, shape_str
 from ..base import grad_enabled
 from .base import Loss, _divide
+
+_INT64_MAX = 2**63 - 1
 
 
 class CrossEntropyLoss(Loss):
@@ -27,7 +30,9 @@ class CrossEntropyLoss(Loss):
       ``y == ignore_index``; ``"mean"`` divides ``sum(l)`` by ``sum w_y`` over the targets not
       ignored (their count without weights). Indices outside ``[0, C)`` that are not
       ``ignore_index`` raise ``ValueError`` (this reads one boolean back from the device, and a
-      second one when some target is outside ``[0, C)`` or ``ignore_index`` is inside).
+      second one when some target is outside ``[0, C)`` or ``ignore_index`` is inside); inside
+      :func:`~xpnet.layers.deferred.deferred_checks` (a training loop) nothing is read: a bad
+      batch's loss is NaN and the error is raised when the loop reads its checks.
     - probabilities: ``a_c = w_c ((1 - e) t_c + e / C)``; ``ignore_index`` does not apply (one
       ``>= 0`` raises, as in torch); ``"mean"`` divides by ``N d1 ... dk``.
 
@@ -53,6 +58,7 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, logits, target):
         tag = self._tag()
+        logits, target = self._lift(logits, target)  # float16/bfloat16: computed in float32
         be = require_float(tag, logits, "logits")
         xp = be.xp
         if logits.ndim == 0:
@@ -96,8 +102,13 @@ class CrossEntropyLoss(Loss):
         else:
             if target.dtype != be.dtype("int64"):  # one index dtype: no mixed-sign comparisons, no overflow
                 target = xp.astype(target, be.dtype("int64"))
-            valid, index = self._valid_targets(xp, target, c)
-            if valid is None and w is None and not unbatched and logits.ndim == 2 and self.reduction != "none":
+            valid, index, bad = self._valid_targets(xp, target, c)
+            common = w is None and not unbatched and logits.ndim == 2 and self.reduction != "none"
+            if bad is not None and common:
+                return self._deferred_common(xp, logits, shifted, lse, p, index, bad, mean)
+            if bad is not None:  # deferred: the gathers below must not read outside [0, C)
+                index = xp.minimum(xp.maximum(index, 0), c - 1)
+            if valid is None and common:
                 # the common case, (N, C) logits without weights or ignored targets: as few array
                 # operations as possible (small nets are bound by their count). where(), not a
                 # product with the one-hot: a -inf logit of another class must not give 0 * -inf.
@@ -131,6 +142,8 @@ class CrossEntropyLoss(Loss):
                 denom = xp.sum(wy if valid is None else xp.where(valid, wy, 0.0))
             self.save_for_backward("indices", unbatched, denom, p, index, valid, wy, wr)
         out = self._reduce(xp, per, denom)
+        if not probs and bad is not None:  # a deferred label check: a bad batch's loss is NaN
+            out = xp.where(bad, math.nan, out)
         return xp.reshape(out, ()) if unbatched and self.reduction == "none" else out
 
     def _target_kind(self, be, logits, target):
@@ -160,28 +173,64 @@ class CrossEntropyLoss(Loss):
         return False
 
     def _valid_targets(self, xp, target, c):
-        """``(valid, index)``: the mask of targets not ignored (None when none is) and the targets
-        with the ignored ones replaced by 0. Labels outside ``[0, C)`` that are not ignored raise.
+        """``(valid, index, bad)``: the mask of targets not ignored (None when none is), the targets
+        with the ignored ones replaced by 0, and None. Labels outside ``[0, C)`` that are not
+        ignored raise.
 
         One read-back answers the common case (every label in range, so none ignored when
         ``ignore_index`` is outside ``[0, C)``); a second is made only when some label is outside.
+        Inside :func:`~xpnet.layers.deferred.deferred_checks` nothing is read: ``bad`` is a 0-d
+        device flag of the check, recorded there, and ``index`` is ``target`` itself.
         """
         ii = self.ignore_index
         if math.prod(target.shape) == 0:
-            return None, target
+            return None, target, None
+        checks = deferred.active()
+        if checks is not None:
+            valid = target != ii
+            # the smallest and largest label not ignored (int64 bounds when every one is)
+            lo = xp.min(xp.where(valid, target, _INT64_MAX))
+            hi = xp.max(xp.where(valid, target, -_INT64_MAX))
+            bad = (lo < 0) | (hi >= c)
+            checks.record(self, xp, bad, (lo, hi), lambda lo, hi: self._labels_message(lo, hi, c), key=(c,))
+            return valid, target, bad
         if not 0 <= ii < c and not bool((xp.min(target) < 0) | (xp.max(target) >= c)):
-            return None, target
+            return None, target, None
         valid = target != ii
         index = xp.where(valid, target, 0)  # an ignored target reads class 0, then is masked out
         if bool(xp.any((index < 0) | (index >= c))):
             host = backends.to_numpy(target)
             kept = host[host != ii]
-            raise ValueError(
-                f"{self._tag()} expected class labels in [0, {c}), "
-                f"got labels from {int(kept.min())} to {int(kept.max())}"
-                + ("" if ii == -100 else f" (ignore_index={ii} aside)")
-            )
-        return valid, index
+            raise ValueError(self._labels_message(int(kept.min()), int(kept.max()), c))
+        return valid, index, None
+
+    def _deferred_common(self, xp, logits, shifted, lse, p, target, bad, mean):
+        """The common case's loss, ``(N, C)`` logits without weights, when the label check is
+        deferred, in few array operations: an ignored target (like a bad one, which makes the
+        loss NaN anyway) has no class in the one-hot ``q``, so the row sums ``r`` of ``q`` (1, or
+        0) take it out of the loss, the count and the gradient, with no branch on the data."""
+        c, eps = logits.shape[1], self.label_smoothing
+        hot = target[:, None] == self._classes(xp, c, target, 2)
+        q = xp.astype(hot, logits.dtype)
+        r = xp.sum(q, axis=1, keepdims=True)  # (N, 1)
+        total = xp.sum(lse * r) - xp.sum(xp.where(hot, shifted, 0.0))
+        if eps:  # -sum_c log p_nc over the counted n = sum_n r_n (C lse_n - sum_c shifted_nc)
+            total = total * (1.0 - eps) + (xp.sum(lse * r) * float(c) - xp.sum(shifted * r)) * (eps / c)
+        scale = r  # backward's dz = (p - q) * scale, q the (smoothed) one-hot targets
+        if mean:
+            n = xp.sum(r)
+            count = xp.maximum(n, 1.0)  # no target counted: zero gradients, as the eager path gives,
+            total, scale = total / count, r / count
+            bad = bad | (n == 0)  # and a NaN loss, as torch
+        if p is not None:
+            self.save_for_backward("masked", False, scale, p, q if not eps else q * (1.0 - eps) + eps / c)
+        return xp.where(bad, math.nan, xp.asarray(total))  # a bad batch's loss is NaN too
+
+    def _labels_message(self, lo, hi, c):
+        """The error for class labels (those not ignored) ranging over ``[lo, hi]``, not all in ``[0, c)``."""
+        ii = self.ignore_index
+        return (f"{self._tag()} expected class labels in [0, {c}), got labels from {lo} to {hi}"
+                + ("" if ii == -100 else f" (ignore_index={ii} aside)"))
 
     def _gather(self, xp, x, index):
         """``x[n, index[n, j], j]`` for ``x (N, C, *d)`` and ``index (N, *d)``, as one flat ``take``
@@ -216,12 +265,20 @@ class CrossEntropyLoss(Loss):
             dz = p - q
             if n is not None:
                 dz *= (1.0 / n) if n else math.nan  # dz is our own fresh array
-            return dz
+            return self._narrowed(dz)[0]
         return self._answer(saved, dy, input_grad, target_grad)
 
     def _backward(self, saved, dy, input_grad, target_grad):
         kind, unbatched, denom, p, *rest = saved
         xp = backends.namespace_of(p)
+        if kind == "masked":  # _deferred_common's: denom is the per-row scale (N, 1)
+            if not input_grad:
+                return None, None
+            g = self._seed(dy, p, (), 1)
+            dz = (p - rest[0]) * denom
+            if type(g) is not float or g != 1.0:
+                dz *= g  # dz is our own fresh array
+            return dz, None
         loss_shape = tuple(p.shape[:1]) + tuple(p.shape[2:])
         g = self._seed(dy, p, () if unbatched else loss_shape, denom)
         if kind == "onehot":

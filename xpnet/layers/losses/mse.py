@@ -22,6 +22,7 @@ class MSELoss(Loss):
         super().__init__(reduction)
 
     def forward(self, pred, target):
+        pred, target = self._lift(pred, target)  # float16/bfloat16: computed in float32
         xp = self._check_pair(pred, target)
         d = as_array(xp, pred - target)
         self.save_for_backward(d)
