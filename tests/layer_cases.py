@@ -211,70 +211,9 @@ CASES = [
          normal(2, 4, 5), lambda nn: nn.Conv2d(2, 3, 3, padding="valid"),
          normal(2, 5), (ValueError, r"Conv2d\(.*\) expected input")),
 
-    # pooling
-    Case("MaxPool2d", xn.MaxPool2d, lambda be, dt: xn.MaxPool2d(2), distinct(2, 3, 4, 4), lambda nn: nn.MaxPool2d(2),
-         normal(4, 4), (ValueError, r"MaxPool2d\(.*\) expected a 4-D \(N, C, H, W\) or 3-D \(C, H, W\) input, got shape \(4, 4\)")),
-    Case("MaxPool2d-overlap-pad-unbatched", xn.MaxPool2d, lambda be, dt: xn.MaxPool2d(3, 2, 1), distinct(3, 7, 7),
-         lambda nn: nn.MaxPool2d(3, 2, 1), ints(3, 7, 7), FLOAT_ONLY),
-    Case("MaxPool2d-dilation-ceil", xn.MaxPool2d, lambda be, dt: xn.MaxPool2d(2, 2, dilation=2, ceil_mode=True),
-         distinct(1, 2, 7, 6), lambda nn: nn.MaxPool2d(2, 2, dilation=2, ceil_mode=True),
-         normal(1, 2), (ValueError, r"MaxPool2d\(.*\) expected a 4-D")),
-    Case("MaxPool2d-return-indices", xn.MaxPool2d, lambda be, dt: xn.MaxPool2d((3, 3), (2, 2), (1, 1), return_indices=True),
-         distinct(1, 3, 7, 7), lambda nn: nn.MaxPool2d((3, 3), (2, 2), (1, 1), return_indices=True),
-         normal(7), (ValueError, r"MaxPool2d\(.*\) expected a 4-D")),
-    Case("AvgPool2d", xn.AvgPool2d, lambda be, dt: xn.AvgPool2d(2), normal(2, 3, 4, 4), lambda nn: nn.AvgPool2d(2),
-         normal(4, 4), (ValueError, r"AvgPool2d\(.*\) expected a 4-D \(N, C, H, W\) or 3-D \(C, H, W\) input")),
-    Case("AvgPool2d-overlap-pad-unbatched", xn.AvgPool2d, lambda be, dt: xn.AvgPool2d(3, 2, 1), normal(3, 7, 7),
-         lambda nn: nn.AvgPool2d(3, 2, 1), ints(3, 7, 7), FLOAT_ONLY),
-    Case("AvgPool2d-exclude-pad-ceil", xn.AvgPool2d,
-         lambda be, dt: xn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), normal(2, 2, 6, 6),
-         lambda nn: nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
-         normal(6, 6), (ValueError, r"AvgPool2d\(.*\) expected a 4-D")),
-    Case("AvgPool2d-divisor", xn.AvgPool2d, lambda be, dt: xn.AvgPool2d((2, 2), (2, 2), (1, 1), divisor_override=3),
-         normal(2, 3, 5, 6), lambda nn: nn.AvgPool2d((2, 2), (2, 2), (1, 1), divisor_override=3),
-         normal(6, 6), (ValueError, r"AvgPool2d\(.*\) expected a 4-D")),
-    Case("AdaptiveAvgPool2d-global", xn.AdaptiveAvgPool2d, lambda be, dt: xn.AdaptiveAvgPool2d(1), normal(2, 3, 5, 6),
-         lambda nn: nn.AdaptiveAvgPool2d(1), normal(5, 6),
-         (ValueError, r"AdaptiveAvgPool2d\(.*\) expected a 4-D \(N, C, H, W\) or 3-D \(C, H, W\) input")),
-    Case("AdaptiveAvgPool2d-3x4", xn.AdaptiveAvgPool2d, lambda be, dt: xn.AdaptiveAvgPool2d((3, 4)), normal(2, 2, 5, 6),
-         lambda nn: nn.AdaptiveAvgPool2d((3, 4)), ints(2, 2, 5, 6), FLOAT_ONLY),
-    Case("AdaptiveAvgPool2d-none-unbatched", xn.AdaptiveAvgPool2d, lambda be, dt: xn.AdaptiveAvgPool2d((3, None)),
-         normal(3, 5, 6), lambda nn: nn.AdaptiveAvgPool2d((3, None)), normal(6),
-         (ValueError, r"AdaptiveAvgPool2d\(.*\) expected a 4-D")),
+    # pooling: tests/cases/pooling.py
 
-    # normalization
-    Case("BatchNorm1d", xn.BatchNorm1d, lambda be, dt: xn.BatchNorm1d(5, **_placed(be, dt)), normal(4, 5),
-         lambda nn: nn.BatchNorm1d(5), normal(4, 3),
-         (ValueError, r"BatchNorm1d\(.*\) expected input \(N, 5\) or \(N, 5, L\), got \(4, 3\)")),
-    Case("BatchNorm1d-3d-momentum-none", xn.BatchNorm1d,
-         lambda be, dt: xn.BatchNorm1d(3, 1e-3, None, **_placed(be, dt)), normal(4, 3, 6),
-         lambda nn: nn.BatchNorm1d(3, 1e-3, None), normal(1, 3),
-         (ValueError, r"BatchNorm1d\(.*\): expected more than 1 value per channel when training")),
-    Case("BatchNorm1d-eval", xn.BatchNorm1d, lambda be, dt: xn.BatchNorm1d(5, **_placed(be, dt)).eval(), normal(3, 5),
-         lambda nn: nn.BatchNorm1d(5), normal(3, 5, 2, 2), (ValueError, r"BatchNorm1d\(.*\) expected input")),
-    Case("BatchNorm1d-not-affine", xn.BatchNorm1d, lambda be, dt: xn.BatchNorm1d(5, affine=False, **_placed(be, dt)),
-         normal(4, 5), lambda nn: nn.BatchNorm1d(5, affine=False), ints(4, 5), (TypeError, r"BatchNorm1d\(.*\) expected a floating-point")),
-    Case("BatchNorm1d-no-running-stats", xn.BatchNorm1d,
-         lambda be, dt: xn.BatchNorm1d(5, momentum=0.3, track_running_stats=False, **_placed(be, dt)).eval(),
-         normal(4, 5), lambda nn: nn.BatchNorm1d(5, momentum=0.3, track_running_stats=False), normal(4, 4),
-         (ValueError, r"BatchNorm1d\(.*\) expected input")),
-    Case("BatchNorm1d-no-bias", xn.BatchNorm1d, lambda be, dt: xn.BatchNorm1d(5, bias=False, **_placed(be, dt)),
-         normal(4, 5), lambda nn: nn.BatchNorm1d(5, bias=False), normal(4, 4), (ValueError, r"BatchNorm1d\(.*\) expected input")),
-    Case("BatchNorm2d", xn.BatchNorm2d, lambda be, dt: xn.BatchNorm2d(3, momentum=0.8, **_placed(be, dt)), normal(2, 3, 3, 4),
-         lambda nn: nn.BatchNorm2d(3, momentum=0.8), normal(2, 3, 4),
-         (ValueError, r"BatchNorm2d\(.*\) expected input \(N, 3, H, W\), got \(2, 3, 4\)")),
-    Case("BatchNorm2d-eval", xn.BatchNorm2d, lambda be, dt: xn.BatchNorm2d(3, **_placed(be, dt)).eval(), normal(2, 3, 3, 2),
-         lambda nn: nn.BatchNorm2d(3), normal(2, 4, 3, 2), (ValueError, r"BatchNorm2d\(.*\) expected input")),
-    Case("BatchNorm2d-not-affine", xn.BatchNorm2d, lambda be, dt: xn.BatchNorm2d(2, affine=False, **_placed(be, dt)),
-         normal(3, 2, 2, 2), lambda nn: nn.BatchNorm2d(2, affine=False), normal(3, 2), (ValueError, r"BatchNorm2d\(.*\) expected input")),
-    Case("LayerNorm", xn.LayerNorm, lambda be, dt: xn.LayerNorm(4, **_placed(be, dt)), normal(3, 4),
-         lambda nn: nn.LayerNorm(4), normal(3, 5), (ValueError, r"LayerNorm\(.*\) expected input \(\*, 4\), got \(3, 5\)")),
-    Case("LayerNorm-2d-no-affine", xn.LayerNorm, lambda be, dt: xn.LayerNorm((2, 3), 1e-3, False, **_placed(be, dt)),
-         normal(4, 2, 3), lambda nn: nn.LayerNorm((2, 3), 1e-3, False), normal(4, 3, 2),
-         (ValueError, r"LayerNorm\(.*\) expected input \(\*, 2, 3\)")),
-    Case("LayerNorm-no-bias", xn.LayerNorm, lambda be, dt: xn.LayerNorm([2, 5], bias=False, **_placed(be, dt)),
-         normal(3, 2, 5), lambda nn: nn.LayerNorm([2, 5], bias=False), ints(3, 2, 5),
-         (TypeError, r"LayerNorm\(.*\) expected a floating-point")),
+    # normalization: tests/cases/normalization.py
 
     # embedding
     Case("Embedding", xn.Embedding, lambda be, dt: xn.Embedding(5, 3, **_placed(be, dt)),
@@ -389,3 +328,19 @@ def covered_classes():
             if isinstance(obj, type) and issubclass(obj, (xn.Layer, xn.Loss)) and obj not in (xn.Layer, xn.Loss):
                 out.append(obj)
     return out
+
+
+def _families():
+    """Every family's cases (``tests/cases/*.py``, in file-name order)."""
+    import importlib
+    import pkgutil
+
+    from tests import cases
+
+    out = []
+    for m in sorted(pkgutil.iter_modules(cases.__path__), key=lambda m: m.name):
+        out += importlib.import_module(f"tests.cases.{m.name}").CASES
+    return out
+
+
+CASES += _families()

@@ -61,8 +61,29 @@ CONFIGS = {
     "Reshape": [dict(shape=[2, 3])], "AdaptiveAvgPool2d": [dict(output_size=2)],
     "MaxPool2d": [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)], "AvgPool2d": [dict(kernel_size=2)],
 }
-LOSSES = {"CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss"}
 COMPOSITES = {"Sequential", "Residual", "Concat"}
+LOSSES = {name for name, cls in spec_module.builtin_classes().items() if issubclass(cls, xn.Loss)}
+
+
+def _case_configs():
+    """The configurations of every layer in tests/layer_cases.py's table (and its families) that
+    CONFIGS above does not spell out: every new layer's rule is checked without a list to update."""
+    from tests.layer_cases import CASES as TABLE
+
+    out = {}
+    be = backends.get("numpy")
+    for case in TABLE:
+        name = case.cls.__name__
+        if name in CONFIGS or name in LOSSES or name in COMPOSITES or spec_module.builtin_classes().get(name) is not case.cls:
+            continue
+        spec = spec_module.layer_spec(case.make(be, "float64"))
+        cfg = {k: v for k, v in spec.items() if k != "type"}
+        if cfg not in out.setdefault(name, []):
+            out[name].append(cfg)
+    return out
+
+
+CONFIGS.update(_case_configs())
 
 
 def _model(node):

@@ -1,10 +1,12 @@
-"""Conv2d: gradients (float64 finite differences), parity with torch.nn.Conv2d (outputs and every
-gradient, float64 and float32, alone and inside a trained Sequential), initialisation, printing,
+"""The convolutions: Conv1d/2d/3d, ConvTranspose1d/2d/3d and the lazy ones. Gradients (float64
+finite differences), parity with torch.nn (outputs and every gradient, float64 and float32, alone
+and inside a trained Sequential), the padding modes, ``output_size``, initialisation, printing,
 the layer contract (unbatched input, one layer applied several times before its backwards,
-input_grad=False, frozen parameters, no_grad), and every error a user may meet, on every backend present.
+input_grad=False, frozen parameters, no_grad), the lazy layers' materialization, and every error
+a user may meet, on every backend present.
 
-Both of Conv2d's im2col methods are covered: the "shift" one (stride 1) and the windowed one
-(any stride; forced on stride 1 by setting ``_shift_max_waste = -1`` on the instance).
+Both im2col methods are covered: the "shift" one (stride 1) and the windowed one (any stride;
+forced on stride 1 by setting ``_shift_max_waste = -1`` on the instance).
 """
 
 from __future__ import annotations
@@ -192,6 +194,175 @@ def test_sequential_training_matches_torch(backend, torch, dtype):
 
 
 # ----------------------------------------------------------------------------------------
+# 1-D and 3-D, and the border padding modes
+# ----------------------------------------------------------------------------------------
+
+PARITY_ND = [
+    # (id, class name, kwargs, input shape)
+    ("1d", "Conv1d", dict(in_channels=3, out_channels=4, kernel_size=3, padding=1), (3, 3, 9)),
+    ("1d-stride-dilation-groups", "Conv1d",
+     dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=2, dilation=2, groups=2), (2, 4, 11)),
+    ("1d-same-even-dilated", "Conv1d", dict(in_channels=2, out_channels=3, kernel_size=4, padding="same", dilation=3),
+     (2, 2, 10)),
+    ("1d-padding-wider-than-input", "Conv1d", dict(in_channels=2, out_channels=2, kernel_size=3, padding=4), (2, 2, 2)),
+    ("3d", "Conv3d", dict(in_channels=2, out_channels=3, kernel_size=(2, 3, 2), padding=(1, 1, 0)), (2, 2, 4, 5, 4)),
+    ("3d-stride-dilation-groups", "Conv3d",
+     dict(in_channels=4, out_channels=2, kernel_size=2, stride=(2, 1, 2), dilation=(1, 2, 1), padding=1, groups=2,
+          bias=False), (2, 4, 5, 5, 4)),
+    ("3d-same", "Conv3d", dict(in_channels=2, out_channels=2, kernel_size=(3, 2, 3), padding="same"), (1, 2, 3, 4, 5)),
+    ("2d-reflect", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, padding=(2, 1), padding_mode="reflect"),
+     (2, 2, 5, 4)),
+    ("2d-replicate-stride", "Conv2d",
+     dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, padding=2, padding_mode="replicate"), (2, 2, 5, 6)),
+    ("2d-circular-same-even", "Conv2d",
+     dict(in_channels=2, out_channels=2, kernel_size=(2, 4), padding="same", padding_mode="circular"), (2, 2, 4, 5)),
+    ("1d-reflect-same", "Conv1d", dict(in_channels=2, out_channels=2, kernel_size=5, padding="same",
+                                       padding_mode="reflect"), (2, 2, 6)),
+    ("3d-circular-groups", "Conv3d", dict(in_channels=2, out_channels=4, kernel_size=2, padding=(1, 0, 1), groups=2,
+                                          padding_mode="circular"), (1, 2, 3, 3, 3)),
+]
+
+
+def _pair_of(torch, name, kwargs, dtype):
+    """xpnet's layer ``name`` (default backend) and torch.nn's, with the same weights."""
+    ours = getattr(xn, name)(**kwargs, dtype=dtype)
+    theirs = getattr(torch.nn, name)(**kwargs).to(getattr(torch, dtype))
+    sd = {k: torch.from_numpy(host(v)) for k, v in ours.state_dict().items()}
+    assert set(sd) == set(theirs.state_dict())
+    theirs.load_state_dict(sd)
+    return ours, theirs
+
+
+def _check_against_torch(backend, torch, layer, tlayer, shape, dtype, seed=0, **forward_kwargs):
+    """One forward and backward of both on the same random input and cotangent: output, input
+    gradient, every parameter gradient; returns the input and the cotangent (on ``backend``)."""
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape).astype(dtype)
+    xt = torch.from_numpy(x_np).requires_grad_(True)
+    yt = tlayer(xt, **forward_kwargs)
+    dy_np = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    yt.backward(torch.from_numpy(dy_np))
+    x, dy = backend.asarray(x_np, dtype=dtype), backend.asarray(dy_np, dtype=dtype)
+    y = layer(x, **forward_kwargs)
+    assert backends.backend_of(y) is backend
+    dx = layer.backward(dy)
+    assert backends.backend_of(dx) is backend and dx.device == x.device
+    _close(y, yt, dtype, "output")
+    _close(dx, xt.grad, dtype, "dx")
+    for name, p in layer.named_parameters():
+        _close(p.grad, getattr(tlayer, name).grad, dtype, f"{name} grad")
+    return x, dy
+
+
+PARITY_TRANSPOSED = [
+    ("T1d", "ConvTranspose1d", dict(in_channels=3, out_channels=2, kernel_size=3), (2, 3, 5)),
+    ("T1d-stride-padding-output-padding", "ConvTranspose1d",
+     dict(in_channels=2, out_channels=4, kernel_size=4, stride=3, padding=2, output_padding=2, groups=2), (3, 2, 4)),
+    ("T1d-dilation-over-stride", "ConvTranspose1d",
+     dict(in_channels=2, out_channels=2, kernel_size=3, dilation=3, output_padding=2, padding=4), (2, 2, 6)),
+    ("T2d-upsample", "ConvTranspose2d", dict(in_channels=3, out_channels=2, kernel_size=4, stride=2, padding=1),
+     (2, 3, 4, 5)),
+    ("T2d-stride1-padding", "ConvTranspose2d", dict(in_channels=2, out_channels=3, kernel_size=(3, 2), padding=(1, 0)),
+     (2, 2, 4, 5)),
+    ("T2d-groups-no-bias", "ConvTranspose2d",
+     dict(in_channels=4, out_channels=6, kernel_size=3, stride=(2, 1), groups=2, bias=False, output_padding=(1, 0)),
+     (2, 4, 3, 4)),
+    ("T2d-kernel-below-stride", "ConvTranspose2d", dict(in_channels=2, out_channels=2, kernel_size=2, stride=3),
+     (1, 2, 3, 3)),
+    ("T2d-padding-eats-output", "ConvTranspose2d", dict(in_channels=2, out_channels=2, kernel_size=3, padding=2),
+     (2, 2, 4, 3)),
+    ("T3d", "ConvTranspose3d", dict(in_channels=2, out_channels=3, kernel_size=(2, 3, 2), stride=(2, 1, 2), padding=1),
+     (2, 2, 3, 3, 2)),
+    ("T3d-dilation-output-padding-groups", "ConvTranspose3d",
+     dict(in_channels=4, out_channels=2, kernel_size=2, dilation=(1, 2, 3), output_padding=(0, 1, 2), groups=2),
+     (1, 4, 2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("windowed", [False, True], ids=["auto", "windowed"])
+@pytest.mark.parametrize("case", PARITY_ND + PARITY_TRANSPOSED, ids=[c[0] for c in PARITY_ND + PARITY_TRANSPOSED])
+def test_nd_padding_modes_and_transposed_match_torch(backend, torch, case, windowed, dtype):
+    _, name, kwargs, shape = case
+    layer, tlayer = _pair_of(torch, name, kwargs, dtype)
+    x, dy = _check_against_torch(backend, torch, _windowed(layer, windowed), tlayer, shape, dtype)
+
+    # input_grad=False: no dx, and the same parameter gradients
+    grads = [p.grad for p in layer.parameters()]
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward(dy, input_grad=False) is None and layer.pending == 0
+    for p, g in zip(layer.parameters(), grads):
+        np.testing.assert_array_equal(host(p.grad), host(g))
+
+
+@st.composite
+def nd_configs(draw):
+    """A random valid Conv1d or Conv3d configuration (any padding mode) and an input shape it fits."""
+    d = draw(st.sampled_from([1, 3]))
+    groups = draw(st.sampled_from([1, 2]))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(d))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(d))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(d))
+    if all(s == 1 for s in stride) and draw(st.booleans()):
+        padding = "same"
+    pads = [(dl * (k - 1)) // 2 + 1 for dl, k in zip(dilation, kernel)] if padding == "same" else padding
+    # the dilated kernel must fit the padded input, and reflect padding must be below the size
+    size = tuple(max(dl * (k - 1) + 1, p + 1) + draw(st.integers(0, 2)) for dl, k, p in zip(dilation, kernel, pads))
+    return (f"Conv{d}d", dict(in_channels=cin, out_channels=cout, kernel_size=kernel, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, bias=draw(st.booleans()), padding_mode=mode),
+            (draw(st.integers(1, 2)), cin) + size)
+
+
+def _gradcheck_config(backend, cfg, seed, windowed):
+    """gradcheck of ``(class name, kwargs, input shape)`` in float64."""
+    name, kwargs, shape = cfg
+    backend.manual_seed(seed)
+    layer = _windowed(getattr(xn, name)(**kwargs, dtype="float64"), windowed)
+    assert gradcheck(layer, backend.rng.normal(shape, dtype=backend.dtype("float64")))
+
+
+@settings(SETTINGS, max_examples=16)
+@given(cfg=nd_configs(), seed=st.integers(0, 2**16), windowed=st.booleans())
+def test_nd_gradients(backend, cfg, seed, windowed):
+    _gradcheck_config(backend, cfg, seed, windowed)
+
+
+UNBATCHED = [
+    ("Conv1d", dict(in_channels=2, out_channels=3, kernel_size=3, padding=1, padding_mode="reflect"), (2, 2, 6)),
+    ("Conv3d", dict(in_channels=2, out_channels=2, kernel_size=2, stride=(1, 2, 1), padding="valid"), (2, 2, 3, 4, 3)),
+    ("ConvTranspose1d", dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, groups=2), (2, 2, 4)),
+    ("ConvTranspose2d", dict(in_channels=2, out_channels=3, kernel_size=2, padding=1), (2, 2, 4, 5)),
+    ("ConvTranspose3d", dict(in_channels=2, out_channels=2, kernel_size=2, output_padding=1, stride=2), (2, 2, 2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("case", UNBATCHED, ids=[c[0] for c in UNBATCHED])
+def test_unbatched_is_one_sample_of_a_batch(backend, case):
+    """An input without the batch axis gives what the same sample in a batch gives (output, dx, dW, db)."""
+    name, kwargs, shape = case
+    f64 = backend.dtype("float64")
+    layer = getattr(xn, name)(**kwargs, dtype="float64")
+    x = backend.rng.normal(shape, dtype=f64)
+    y = layer(x)
+    dy = backend.xp.concat([backend.rng.normal((1,) + tuple(y.shape[1:]), dtype=f64),
+                            backend.xp.zeros((shape[0] - 1,) + tuple(y.shape[1:]), dtype=f64, device=backend.device)])
+    dx = layer.backward(dy)
+    grads = [host(p.grad) for p in layer.parameters()]
+    layer.zero_grad()
+    y1 = layer(x[0, ...])
+    assert y1.ndim == len(shape) - 1
+    dx1 = layer.backward(dy[0, ...])
+    np.testing.assert_allclose(host(y1), host(y)[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(dx1), host(dx)[0], rtol=1e-12, atol=1e-12)
+    for p, g in zip(layer.parameters(), grads):
+        np.testing.assert_allclose(host(p.grad), g, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
 # the contract: unbatched input, a layer applied twice, input_grad=False, frozen parameters
 # ----------------------------------------------------------------------------------------
 
@@ -238,9 +409,13 @@ def test_unbatched_input_matches_torch(backend, torch, case, windowed):
 def test_applied_twice_matches_torch(backend, torch, kwargs, windowed):
     """conv(conv(x)) with one Conv2d: two forwards, then two backwards, as torch's module applied twice."""
     layer, tlayer = _pair(torch, dict(in_channels=3, out_channels=3, **kwargs), "float64")
-    _windowed(layer, windowed)
+    _applied_twice(backend, torch, _windowed(layer, windowed), tlayer, (2, 3, 9, 8))
+
+
+def _applied_twice(backend, torch, layer, tlayer, shape):
+    """``layer(layer(x))``, then two backwards, against torch's module applied twice."""
     rng = np.random.default_rng(2)
-    x_np = rng.standard_normal((2, 3, 9, 8))
+    x_np = rng.standard_normal(shape)
     xt = torch.from_numpy(x_np).requires_grad_(True)
     yt = tlayer(tlayer(xt))
     dy_np = rng.standard_normal(tuple(yt.shape))
@@ -289,13 +464,13 @@ def test_columns_are_kept_without_a_copy(backend):
     first = None
     for _ in range(3):
         layer(x)
-        cols, geo, batched = layer.saved()
+        cols, *rest = layer.saved()
         buf = layer._work._bufs["cols"]
         first = buf if first is None else first
         assert buf is first
         if backend.label == "numpy":
             assert np.shares_memory(cols, buf)
-        layer.save_for_backward(cols, geo, batched)
+        layer.save_for_backward(cols, *rest)
         layer.backward(dy)
 
 
@@ -408,7 +583,7 @@ def test_method_choice(backend):
 
     def shift_used(layer):
         layer(x)
-        _, geo, _ = layer.saved()  # the geometry forward used
+        geo = layer.saved()[1]  # the geometry forward used
         return geo.shift
 
     assert shift_used(Conv2d(3, 2, 3, padding=1))
@@ -440,17 +615,20 @@ def test_strided_input_and_dy(backend):
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_work_buffers_never_leak(backend, stride):
+    _never_leaks(backend, Conv2d(2, 3, 3, stride=stride, padding=1, dtype="float64"), [(n, 2, 6, 5) for n in (3, 3, 2, 3)])
+
+
+def _never_leaks(backend, layer, shapes):
     """Outputs, input gradients and parameter gradients of one call are not changed by the next
-    (the layer reuses its work buffers), across batch-size changes, forward-only calls under
-    no_grad and two calls stacked before their backwards."""
-    layer = Conv2d(2, 3, 3, stride=stride, padding=1, dtype="float64")
+    (the layer reuses its work buffers), across input shapes (batch sizes), forward-only calls
+    under no_grad and two calls stacked before their backwards."""
     f64 = backend.dtype("float64")
     kept = []
-    for n in (3, 3, 2, 3):
-        x = backend.rng.normal((n, 2, 6, 5), dtype=f64)
+    for shape in shapes:
+        x = backend.rng.normal(shape, dtype=f64)
         y = layer(x)
         with xn.no_grad():  # a forward-only call between a forward and its backward
-            layer(backend.rng.normal((n, 2, 6, 5), dtype=f64))
+            layer(backend.rng.normal(shape, dtype=f64))
         y_again = layer(x)  # stacked: its backward runs first
         dy = backend.rng.normal(tuple(y.shape), dtype=f64)
         dx_again = layer.backward(dy)
@@ -566,3 +744,132 @@ def test_unbatched_kernel_larger_than_padded_input(backend):
     with pytest.raises(ValueError, match=r"^Conv2d\(2 -> 3\): kernel_size \(3, 3\) with dilation \(1, 1\) spans 3x3, "
                                          r"larger than the padded input 2x5 \(input 2x5 plus padding 0\+0, 0\+0\)$"):
         Conv2d(2, 3, 3)(backend.rng.normal((2, 2, 5)))
+
+
+# ----------------------------------------------------------------------------------------
+# 1-D and 3-D: printing, errors; every convolution: specs, checkpoint rules, checkpoints
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("Conv1d", dict(in_channels=3, out_channels=6, kernel_size=3, padding=1, padding_mode="reflect")),
+    ("Conv1d", dict(in_channels=4, out_channels=2, kernel_size=2, stride=2, dilation=3, groups=2, bias=False)),
+    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=3, padding="same", padding_mode="circular")),
+    ("Conv3d", dict(in_channels=2, out_channels=4, kernel_size=(1, 2, 3), stride=(2, 1, 1), padding="valid")),
+    ("Conv3d", dict(in_channels=2, out_channels=2, kernel_size=3, padding=(0, 1, 2), padding_mode="replicate")),
+    ("ConvTranspose1d", dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, output_padding=1, groups=2)),
+    ("ConvTranspose2d", dict(in_channels=3, out_channels=2, kernel_size=(2, 3), padding=1, dilation=2, bias=False)),
+    ("ConvTranspose3d", dict(in_channels=2, out_channels=3, kernel_size=2)),
+    ("LazyConv2d", dict(out_channels=3, kernel_size=3, padding="same", padding_mode="reflect")),
+    ("LazyConvTranspose3d", dict(out_channels=4, kernel_size=2, stride=2, output_padding=1, groups=2)),
+])
+def test_nd_repr_like_torch(torch, name, kwargs):
+    assert repr(getattr(xn, name)(**kwargs)) == repr(getattr(torch.nn, name)(**kwargs))
+
+
+@pytest.mark.parametrize("name, kwargs, match", [
+    ("Conv1d", dict(kernel_size=(3, 3)), r"^Conv1d: kernel_size must be an int >= 1 or a tuple of 1 of them, got \(3, 3\)$"),
+    ("Conv3d", dict(kernel_size=3, stride=(1, 2)), r"^Conv3d: stride must be an int >= 1 or a tuple of 3 of them, got \(1, 2\)$"),
+    ("Conv3d", dict(kernel_size=3, padding=(1, 1)), r"^Conv3d: padding must be an int >= 0 or a tuple of them, or 'same' "
+                                                    r"or 'valid', got \(1, 1\)$"),
+    ("Conv1d", dict(kernel_size=3, padding="same", stride=2), r"^Conv1d: padding='same' needs stride 1 .* got stride=\(2,\)"),
+    ("Conv2d", dict(kernel_size=3, padding_mode="mirror"),
+     r"^Conv2d: padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\), got 'mirror'$"),
+    ("ConvTranspose2d", dict(kernel_size=3, padding="same"),
+     r"^ConvTranspose2d: padding must be an int >= 0 or a pair of them \(a transposed convolution has no 'same' "
+     r"padding\), got 'same'$"),
+    ("ConvTranspose1d", dict(kernel_size=3, padding_mode="reflect"),
+     r"^ConvTranspose1d: padding_mode must be 'zeros' \(the only one torch's transposed convolutions take\), got 'reflect'$"),
+    ("ConvTranspose2d", dict(kernel_size=3, stride=2, output_padding=(1, 2)),
+     r"^ConvTranspose2d: output_padding must be smaller than either stride or dilation on every axis, got "
+     r"output_padding=\(1, 2\) with stride=\(2, 2\) and dilation=\(1, 1\)$"),
+    ("ConvTranspose3d", dict(kernel_size=3, output_padding=-1), r"^ConvTranspose3d: output_padding must be an int >= 0"),
+    ("ConvTranspose1d", dict(kernel_size=3, groups=3), r"^ConvTranspose1d: in_channels \(4\) and out_channels \(6\) must "
+                                                       r"both be divisible by groups \(3\)$"),
+])
+def test_nd_construction_errors(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(xn, name)(4, 6, **kwargs)
+
+
+@pytest.mark.parametrize("name, shape, form", [
+    ("Conv1d", (2, 3, 5, 5), "(N, 4, L) or (4, L)"),
+    ("Conv1d", (2, 3, 5), "(N, 4, L) or (4, L)"),
+    ("Conv3d", (2, 4, 5, 5), "(N, 4, D, H, W) or (4, D, H, W)"),
+    ("ConvTranspose3d", (4, 5, 5), "(N, 4, D, H, W) or (4, D, H, W)"),
+    ("ConvTranspose1d", (4,), "(N, 4, L) or (4, L)"),
+])
+def test_nd_wrong_input_shape(backend, name, shape, form):
+    layer = getattr(xn, name)(4, 2, 1)
+    with pytest.raises(ValueError) as e:
+        layer(backend.rng.normal(shape))
+    assert str(e.value) == f"{name}(4 -> 2) expected input {form}, got {shape}"
+
+
+def test_nd_kernel_larger_than_padded_input(backend):
+    with pytest.raises(ValueError, match=r"^Conv1d\(2 -> 3\): kernel_size \(5,\) with dilation \(1,\) spans 5, larger "
+                                         r"than the padded input 4 \(input 2 plus padding 1\+1\)$"):
+        xn.Conv1d(2, 3, 5, padding=1)(backend.rng.normal((1, 2, 2)))
+    with pytest.raises(ValueError, match=r"spans 3x1x3, larger than the padded input 4x4x2 \(input 2x4x2 plus padding "
+                                         r"1\+1, 0\+0, 0\+0\)$"):
+        xn.Conv3d(2, 3, (3, 1, 3), padding=(1, 0, 0))(backend.rng.normal((2, 2, 4, 2)))
+
+
+ALL = [  # one configuration of each convolution, and where the arrays must come from
+    ("Conv1d", dict(in_channels=4, out_channels=6, kernel_size=[2], groups=2, bias=False, padding="same",
+                    padding_mode="reflect"), (2, 4, 5)),
+    ("Conv2d", dict(in_channels=2, out_channels=4, kernel_size=3, stride=2), (2, 2, 5, 5)),
+    ("Conv3d", dict(in_channels=2, out_channels=4, kernel_size=[1, 2, 3], padding_mode="circular", padding=1),
+     (1, 2, 3, 3, 4)),
+    ("ConvTranspose1d", dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, output_padding=1), (2, 2, 4)),
+    ("ConvTranspose2d", dict(in_channels=4, out_channels=6, kernel_size=[3, 2], groups=2, bias=False), (2, 4, 3, 3)),
+    ("ConvTranspose3d", dict(in_channels=2, out_channels=3, kernel_size=2, dilation=2), (1, 2, 2, 2, 2)),
+    ("LazyConv1d", dict(out_channels=3, kernel_size=3), (2, 4, 5)),
+    ("LazyConv2d", dict(out_channels=3, kernel_size=3, groups=3, padding="same"), (2, 6, 4, 4)),
+    ("LazyConv3d", dict(out_channels=2, kernel_size=1), (1, 2, 2, 2, 2)),
+    ("LazyConvTranspose1d", dict(out_channels=3, kernel_size=3), (2, 2, 4)),
+    ("LazyConvTranspose2d", dict(out_channels=4, kernel_size=2, stride=2, groups=2), (1, 2, 3, 3)),
+    ("LazyConvTranspose3d", dict(out_channels=2, kernel_size=3, padding=1), (1, 3, 2, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", ALL, ids=[a[0] for a in ALL])
+def test_spec_and_checkpoint_rules(name, kwargs, shape):
+    """The spec rebuilds the layer (a lazy one that has run: as its eager class), and the
+    checkpoint schema predicts its arrays from the spec alone, before and after a forward."""
+    import json
+
+    from xpnet.nets import checkpoint_arch as arch
+    from xpnet.nets import spec as S
+
+    def model(node):
+        return [e[:4] for e in arch.entries(node)]
+
+    with backends.use("numpy"):
+        layer = S.build({"type": name, **kwargs})
+        for _ in range(2):
+            spec = S.layer_spec(layer)
+            back = S.build(json.loads(json.dumps(spec)))
+            assert type(back) is type(layer) and repr(back) == repr(layer) and S.layer_spec(back) == spec
+            assert model(arch.from_spec(spec).root) == model(arch.from_net(layer)), spec
+            layer(backends.get("numpy").rng.normal(shape))
+    assert type(layer).__name__ == name.removeprefix("Lazy")
+    assert [n for n, _ in layer.named_parameters()] == ["weight"] + (["bias"] if kwargs.get("bias", True) else [])
+
+
+def test_checkpoint_round_trip(backend, tmp_path):
+    """A net of 1-D, 2-D, transposed and lazy convolutions (one run, one not) saves and loads."""
+    net = xn.Sequential(xn.Conv1d(2, 4, 3, padding=1, padding_mode="circular"), xn.ReLU(), xn.LazyConv1d(3, 2),
+                        xn.ConvTranspose1d(3, 2, 4, stride=2, padding=1), xn.Unflatten(1, (1, 2)),
+                        xn.LazyConv2d(2, 1))
+    x = backend.rng.normal((2, 2, 5))
+    for layer in net.layers[:3]:  # the lazy Conv2d stays lazy
+        x = layer(x)
+    lazy = net.layers[2]
+    assert type(lazy) is xn.Conv1d and lazy.in_channels == 4
+    xn.nets.save(tmp_path / "ck", net)
+    back = xn.nets.load(tmp_path / "ck", backend=backend.label).net
+    assert [type(m).__name__ for m in back.layers] == [type(m).__name__ for m in net.layers]
+    assert type(back.layers[5]) is xn.LazyConv2d and back.layers[5].has_uninitialized_params()
+    for (k, v), (k2, v2) in zip(net.state_dict().items(), back.state_dict().items()):
+        assert k == k2
+        np.testing.assert_array_equal(host(v), host(v2))

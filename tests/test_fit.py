@@ -682,3 +682,13 @@ def test_fit_refuses_a_loss_that_does_not_reduce_and_evaluate_sums_it():
     per = xn.evaluate(net, xn.CrossEntropyLoss(reduction="none"), (X, y))
     mean = xn.evaluate(net, xn.CrossEntropyLoss(), (X, y))
     assert per["accuracy"] == mean["accuracy"] and abs(per["loss"] - mean["loss"]) < 1e-5
+
+
+def test_fit_and_evaluate_refuse_a_loss_of_more_than_two_inputs():
+    net = _mlp()
+    X, y = xn.data.moons(20, seed=0)
+    for call in (lambda: xn.fit(net, xn.MarginRankingLoss(), xn.SGD(net, lr=0.1), (X, y), progress=False),
+                 lambda: xn.evaluate(net, xn.CTCLoss(), (X, y))):
+        with pytest.raises(TypeError, match=r"^(fit|evaluate): (MarginRankingLoss|CTCLoss) takes more inputs than "
+                                            r"\(outputs, targets\); train with it in a hand-written loop"):
+            call()

@@ -28,8 +28,12 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 NP = backends.get("numpy")
 
 #: case ids of layer_cases.py that are not export cases, and why
+REFUSED_CASES = {
+    **{c.id: "return_indices=True: refused" for c in CASES if "return-indices" in c.id},
+    **{c.id: f"refused: {REFUSED[c.cls]}" for c in CASES if c.cls in REFUSED and not issubclass(c.cls, xn.Loss)},
+}
 NOT_EXPORTED = {
-    "MaxPool2d-return-indices": "refused (test_max_pool_with_indices_is_refused)",
+    **REFUSED_CASES,
     **{c.id: "a 0-d input: an exported graph's input has a batch axis" for c in CASES if "scalar" in c.id},
     **{c.id: "a loss: refused (test_a_loss_is_refused)" for c in CASES if issubclass(c.cls, xn.Loss)},
 }
@@ -247,6 +251,16 @@ def test_a_registered_converter_is_used(tmp_path):
         export_and_compare(xn.Sequential(xn.Linear(2, 2), Square()), x, tmp_path)
     finally:
         del CONVERTERS[Square]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in REFUSED_CASES], ids=lambda c: c.id)
+def test_a_refused_case_is_named_and_writes_nothing(case, tmp_path):
+    layer = build(case, NP, "float32")
+    x = inputs_to(NP, case.inputs(np.random.default_rng(0)), "float32")[0]
+    path = tmp_path / "m.onnx"
+    with pytest.raises((ValueError, TypeError), match=rf"^to_onnx: layer '0' \({type(layer).__name__}\)"):
+        xn.to_onnx(xn.Sequential(layer), path, tuple(x.shape))
+    assert not path.exists()
 
 
 def test_max_pool_with_indices_is_refused(tmp_path):

@@ -47,10 +47,28 @@ EXAMPLES = {
     "Tanh": [L.Tanh()],
     "Unflatten": [L.Unflatten(1, (2, 3)), L.Unflatten(-1, [4, -1])],
 }
+
+
+def _case_examples():
+    """For the classes EXAMPLES does not spell out: the layers of tests/layer_cases.py's table
+    (and its families, tests/cases/*.py), which give their non-default arguments."""
+    from xpnet import backends
+    from tests.layer_cases import CASES
+
+    out = {}
+    for case in CASES:
+        name = case.cls.__name__
+        if name not in EXAMPLES and getattr(L, name, None) is case.cls:
+            out.setdefault(name, []).append(case.make(backends.get("numpy"), "float32"))
+    return out
+
+
+EXAMPLES.update(_case_examples())
 ALL_EXAMPLES = [(name, i, layer) for name, group in EXAMPLES.items() for i, layer in enumerate(group)]
 
-# Constructor arguments that configs leave out on purpose: placement.
-NOT_CONFIG = {"backend", "dtype"}
+# Constructor arguments that configs leave out on purpose: placement, and torch's ``inplace``
+# (accepted for torch's signatures; xpnet never works in place, so it changes nothing).
+NOT_CONFIG = {"backend", "dtype", "inplace"}
 
 
 def _exported_classes():
@@ -322,8 +340,8 @@ def test_user_composites_round_trip(registry):
     ({"type": "Concat", "branches": [{"type": "ReLU"}, 3]},
      r'^model\.branches\[1\]: expected a layer spec, an object with a string "type", got 3$'),
     ([{"type": "Concat", "branches": [{"type": "ReLU"}, {"type": "Residual", "body": {"type": "Tanh"},
-                                                          "shortcut": {"type": "Conv3d"}}]}],
-     r"^model\.layers\[0\]\.branches\[1\]\.shortcut: unknown layer type 'Conv3d'"),
+                                                          "shortcut": {"type": "Conv4d"}}]}],
+     r"^model\.layers\[0\]\.branches\[1\]\.shortcut: unknown layer type 'Conv4d'"),
     ({"type": "Residual"}, r"^model: bad arguments for Residual: .*'body'"),
     ({"type": "Residual", "body": "ReLU"}, r"^model: bad arguments for Residual: Residual: body must be a Layer, got str$"),
     ({"type": "Concat", "branches": []}, r"^model: Concat: expected at least one branch$"),
@@ -343,8 +361,8 @@ def test_build_bad_nested_specs(bad, msg):
 
 
 def test_build_unknown_type():
-    with pytest.raises(ValueError, match=r"^model: unknown layer type 'Conv3d'; known types: .*\bConv2d\b.*\bLinear\b"):
-        S.build({"type": "Conv3d", "in_channels": 1})
+    with pytest.raises(ValueError, match=r"^model: unknown layer type 'Conv4d'; known types: .*\bConv2d\b.*\bLinear\b"):
+        S.build({"type": "Conv4d", "in_channels": 1})
     # the base classes are not buildable
     for base in ("Layer", "Loss", "Parameter"):
         with pytest.raises(ValueError, match=f"unknown layer type '{base}'"):

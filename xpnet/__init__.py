@@ -9,7 +9,7 @@ written once against the Python array API and run on NumPy, CuPy, PyTorch and ar
 
 import importlib
 
-from . import amp, backends, data, layers, metrics, nets
+from . import amp, backends, data, distributed, layers, metrics, nets
 from .amp import GradScaler, MixedPrecision
 from .backends import manual_seed
 from .layers import *  # noqa: F401,F403  (the layer and loss classes at top level, as in torch.nn)
@@ -23,7 +23,7 @@ from .nets.spec import register
 __version__ = "0.1.0"
 
 __all__ = [
-    "backends", "data", "layers", "metrics", "nets", "plot", "manual_seed", "from_torch", "to_torch", "to_onnx", "register",
+    "backends", "data", "distributed", "layers", "metrics", "nets", "plot", "manual_seed", "from_torch", "to_torch", "to_onnx", "register",
     "amp", "GradScaler", "MixedPrecision",
     *_net_names, *_layer_names,
 ]

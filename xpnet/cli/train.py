@@ -12,6 +12,12 @@ the last epoch's net (``last.xpnet``: ``test_*`` in ``metrics.json``) and ``best
 epoch of the best validation accuracy (``best_test_*``). ``--patience`` stops early on the
 validation loss without putting earlier weights back: the last epoch stays the last one
 trained, and the best one is ``best.xpnet``.
+
+Started by a launcher (``mpiexec -n 2 xpnet train``, ``torchrun --nproc-per-node 2 -m xpnet
+train --backend torch``), every rank trains its share of each global batch of ``--batch-size``
+(:mod:`xpnet.distributed`); rank 0 alone prints, writes the run directory and evaluates the
+test split. An error on any rank ends every rank, with a message naming it (rank 0 speaks
+first when every rank has the same error). Each rank's GPU is its index on its machine.
 """
 
 from __future__ import annotations
@@ -73,7 +79,59 @@ def add_arguments(parser):
 ACTIONS: dict = {}
 
 
+#: the communicator of a run started by a launcher, once made (for the error path)
+_RUN = {}
+
+
 def run(args) -> int:
+    """``xpnet train``; under a launcher, an error on any rank ends every rank (see :func:`_ranks_fail`)."""
+    from xpnet import distributed
+
+    launch = distributed.detect()
+    if launch is None:
+        return _run(args, None)
+    if launch.launcher == "mpi":
+        try:  # MPI first: a rank failing from here on can end them all
+            _RUN["comm"] = distributed.init("mpi")
+        except ImportError as e:
+            raise UsageError(f"started by mpiexec, but {e}") from None
+    try:
+        return _run(args, launch)
+    except BaseException as e:
+        _ranks_fail(args, e, launch)
+        raise
+
+
+def _ranks_fail(args, e, launch):
+    """End every rank for the error ``e`` of this one: the one-line message (with the traceback
+    for a bug), naming the rank, then MPI's abort, or this process's exit under torchrun (which
+    then ends the others). Ranks above 0 wait a second first, so that when every rank fails
+    alike, rank 0's message is the one printed."""
+    import time
+    import traceback
+
+    from . import USER_ERRORS, one_line
+    from xpnet.distributed import mpi
+    from xpnet.nets.fit import TrainingDiverged
+
+    if launch.size == 1 or isinstance(e, SystemExit):
+        return
+    if isinstance(e, KeyboardInterrupt):
+        status, bug = 130, False
+    else:
+        status = 2 if isinstance(e, UsageError) or (isinstance(e, USER_ERRORS) and not isinstance(e, RunFailure)) else 1
+        bug = not isinstance(e, (UsageError, RunFailure, TrainingDiverged) + USER_ERRORS)
+    if launch.rank > 0:
+        time.sleep(1.0)
+    if bug:
+        traceback.print_exc()
+    what = "interrupted" if isinstance(e, KeyboardInterrupt) else one_line(describe(e))
+    print(f"{args._prog}: error: rank {launch.rank} of {launch.size}: {what}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    mpi.abort_world(status)
+
+
+def _run(args, launch) -> int:
     import warnings
 
     import xpnet as xn
@@ -88,7 +146,7 @@ def run(args) -> int:
     from .recipes import RECIPES, cnn, load_named, mlp
 
     # everything a user can get wrong is checked before the first epoch, and raises UsageError
-    chosen = None if args.backend is None else _backend(args.backend)
+    chosen = None if args.backend is None else _backend(_rank_device(args.backend, launch))
     ck = None
     if args.resume is not None:
         ck = checks.load_checkpoint("--resume", args.resume, chosen)
@@ -102,12 +160,14 @@ def run(args) -> int:
     args.batch_size = args.batch_size or recipe.batch_size
     args.lr = args.lr or recipe.lr
     be = (chosen or _backend(None)) if ck is None else net_backend(ck.net)
+    comm = None if launch is None else _communicator(be)
     out, where = _out_dir(args, be)
     plots = () if args.no_plots else _plots(recipe)
     paths.check(where, out, paths.RUN_OUTPUTS + plots)
     backends.manual_seed(args.seed)
-    # None: every core (the library's own torch default is one thread, right for small nets only)
-    be.set_threads(args.threads or recipe.threads or os.cpu_count() or 1)
+    # None: every core (the library's own torch default is one thread, right for small nets
+    # only), shared among the ranks of this machine
+    be.set_threads(args.threads or recipe.threads or _cores(launch))
     names = report.metric_names(args.metrics)
     if args.precision is not None:
         if args.dtype != "float32":
@@ -141,8 +201,11 @@ def run(args) -> int:
         checks.fits(xn, net, train, recipe, label, what, names)
         steps = -(-int(train[0].shape[0]) // args.batch_size)
         callbacks = _callbacks(xn, args, opt, out, steps, None if source is None else source.info)
-        paths.prepare(where, out)
-        _clear(args, out)
+        if comm is None or comm.rank == 0:
+            paths.prepare(where, out)
+            _clear(args, out)
+        if comm is not None:
+            _ranks_line(comm, args.batch_size)
         print(f"xpnet train: {label} ({int(train[0].shape[0])} train, {int(val[0].shape[0])} validation, "
               f"{int(test[0].shape[0])} test) on {be.describe()}, {args.dtype}"
               + ("" if args.precision is None else f" with {args.precision} mixed precision"))
@@ -153,8 +216,10 @@ def run(args) -> int:
         try:
             history = xn.fit(net, loss, opt, train, epochs=args.epochs, batch_size=args.batch_size, val=val,
                              callbacks=callbacks, progress=not args.no_progress, resume=ck, metrics=names or None,
-                             precision=args.precision)
+                             precision=args.precision, distributed=comm)
             seconds = time.perf_counter() - t0
+            if comm is not None and comm.rank > 0:
+                return 0  # rank 0 evaluates and writes the outputs
             models = _evaluate_models(xn, net, loss, test, out, history, callbacks, names, be)
         except xn.TrainingDiverged as e:
             raise RunFailure(str(e)) from None
@@ -171,6 +236,43 @@ def run(args) -> int:
     except (OSError, MemoryError) as e:
         raise RunFailure(f"trained, but the outputs could not be written: {describe(e)}") from None
     return 0
+
+
+def _communicator(be):
+    """The run's communicator (:func:`xpnet.distributed.init` for backend ``be``); ranks above 0
+    print nothing on stdout from here on."""
+    from xpnet import distributed
+
+    try:
+        comm = _RUN["comm"] = distributed.init("auto", be)
+    except (ImportError, RuntimeError, ValueError) as e:
+        raise UsageError(f"started by a launcher, but its engine cannot start: {e}") from None
+    if comm.rank > 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of this process)
+    return comm
+
+
+def _ranks_line(comm, batch_size):
+    """Rank 0 prints the ranks and each one's PID and machine (a launcher that reports a dead
+    process by its PID, as MPICH's mpiexec does, then names the rank) and the batch split."""
+    import socket
+
+    who = comm.allgather_object((os.getpid(), socket.gethostname()))
+    pids = ", ".join(f"rank {r} pid {pid} on {host}" for r, (pid, host) in enumerate(who))
+    share = f"{batch_size // comm.size}-{-(-batch_size // comm.size)}" if batch_size % comm.size else batch_size // comm.size
+    print(f"xpnet train: {comm.describe()}: {pids}; global batch {batch_size}, {share} per rank")
+
+
+def _rank_device(spec, launch):
+    from xpnet.distributed.launch import rank_device
+
+    return rank_device(spec, launch)
+
+
+def _cores(launch):
+    """CPU threads for each rank: the machine's cores shared among its ranks."""
+    n = os.cpu_count() or 1
+    return n if launch is None else max(1, n // launch.local_size)
 
 
 def _source(args, ck):

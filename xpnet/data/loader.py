@@ -12,7 +12,7 @@ import numbers
 
 from .. import backends
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "ShardedLoader"]
 
 
 def _backend_of_or_none(x):
@@ -108,3 +108,67 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader(dataset_size={self.dataset_size}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, backend={self.backend.label})")
+
+
+class ShardedLoader:
+    """One rank's part of every global batch of ``loader``, for data-parallel training.
+
+    ``loader`` (a :class:`DataLoader`) defines the global batches: ``batch_size`` is the
+    global batch, ``len(sharded) == len(loader)`` on every rank (a rank that took fewer steps
+    would leave the others waiting in a collective). Global batch ``i`` holds the samples
+    ``order[a:b]`` (``order``: ``range(N)``, or with ``loader.shuffle`` one permutation per epoch
+    drawn from ``(seed, epoch)`` alone, the same on every rank and for every number of ranks);
+    rank ``r`` of ``R`` takes its contiguous share ``order[a + m*r//R : a + m*(r+1)//R]``,
+    ``m = b - a``: shares differ by at most one sample, none is taken twice, and a rank may get
+    none of a last batch smaller than ``R`` (it then trains on nothing and sends zeros).
+    :meth:`global_size` gives ``m``: the trainer weights each rank's gradient by its share
+    ``n_r / m``, so the sum over the ranks is the global batch's. :meth:`set_epoch` picks the
+    epoch (0-based) whose permutation the next ``iter()`` uses.
+    """
+
+    def __init__(self, loader, rank, world_size, seed=0):
+        if not isinstance(loader, DataLoader):
+            raise TypeError(f"ShardedLoader: expected a DataLoader, got {type(loader).__name__}")
+        for name, v, low in (("world_size", world_size, 1), ("rank", rank, 0), ("seed", seed, 0)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"ShardedLoader: {name} must be an int >= {low}, got {v!r}")
+        if rank >= world_size:
+            raise ValueError(f"ShardedLoader: rank {rank} is not below world_size {world_size}")
+        self.loader, self.rank, self.world_size, self.seed = loader, int(rank), int(world_size), int(seed)
+        self.backend, self.dataset_size, self.batch_size = loader.backend, loader.dataset_size, loader.batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def global_size(self, i) -> int:
+        """The number of samples of global batch ``i`` (1-based), over all ranks."""
+        b = self.batch_size
+        return min(i * b, self.dataset_size) - (i - 1) * b
+
+    def _share(self, a, b):
+        m, r, n = b - a, self.rank, self.world_size
+        return a + m * r // n, a + m * (r + 1) // n
+
+    def __iter__(self):
+        from ..backends import _buffers
+
+        X, y, be = self.loader.X, self.loader.y, self.backend
+        perm = None
+        if self.loader.shuffle:
+            perm = be.asarray(_buffers.permutation(self.dataset_size, self.seed, self.epoch))
+        for a, b in self.loader._bounds():
+            lo, hi = self._share(a, b)
+            if perm is None:
+                xb, yb = X[lo:hi, ...], None if y is None else y[lo:hi, ...]
+            else:
+                idx = perm[lo:hi]
+                xb, yb = be.xp.take(X, idx, axis=0), None if y is None else be.xp.take(y, idx, axis=0)
+            yield xb if y is None else (xb, yb)
+
+    def __repr__(self) -> str:
+        return (f"ShardedLoader(rank={self.rank}, world_size={self.world_size}, seed={self.seed}, "
+                f"{self.loader!r})")

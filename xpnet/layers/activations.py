@@ -1,13 +1,18 @@
-"""Elementwise activations and softmax. Each saves one array for backward, and says which.
+"""Elementwise activations and softmax, and the bases every activation family builds on.
 
-Inputs of any shape, 0-d included (numpy's ufuncs turn 0-d arrays into numpy scalars, so a
-0-d result is wrapped back into a 0-d array).
+Inputs of any shape, 0-d included: a 0-d input is computed as shape ``(1,)`` and its results
+reshaped back (numpy's ufuncs turn 0-d arrays into numpy scalars, and the standard's reductions
+take no axis on 0-d arrays).
+
+The activation families (``activations_*.py``) accept torch's ``inplace`` argument where torch
+has one, True or False, and ignore it: xpnet never overwrites an input (the layer before may
+still need it for its backward). It is not part of ``config()`` or the repr: it changes nothing.
 """
 
 from __future__ import annotations
 
 from ..backends import backend_of, namespace_of
-from ..validate import dim as _dim, real
+from ..validate import dim as _dim, flag, real
 from ._checks import require_array, require_float
 from .base import Layer, Signature
 
@@ -19,18 +24,27 @@ def stable_sigmoid(xp, x):
     return xp.where(x >= 0, r, e * r)
 
 
+def inplace_flag(owner: str, inplace) -> bool:
+    """torch's ``inplace`` argument: checked (True or False), then ignored (see the module doc)."""
+    return flag(owner, "inplace", inplace)
+
+
 class _Activation(Layer):
-    """Shared plumbing: float check, one saved array per forward, dy check, 0-d results.
+    """Shared plumbing: float check, one saved array per forward, dy check, 0-d inputs.
 
     A subclass gives ``_forward(xp, x) -> (y, kept)`` and ``_backward(xp, dy, kept) -> dx``;
     ``kept`` has the output's shape, dtype and place, so backward checks ``dy`` against it.
+    Both see at least one axis: a 0-d array arrives as shape ``(1,)``.
     """
 
     def forward(self, x):
         be = require_float(self._tag(), x)
-        y, kept = self._forward(be.xp, x)
+        xp = be.xp
         if x.ndim == 0:
-            y, kept = be.xp.asarray(y), be.xp.asarray(kept)
+            y, kept = self._forward(xp, xp.reshape(x, (1,)))
+            y, kept = xp.reshape(y, ()), xp.reshape(kept, ())
+        else:
+            y, kept = self._forward(xp, x)
         self.save_for_backward(kept)
         return y
 
@@ -40,8 +54,66 @@ class _Activation(Layer):
             return None
         self.check_grad(dy, kept)
         xp = namespace_of(dy)
-        dx = self._backward(xp, dy, kept)
-        return xp.asarray(dx) if dy.ndim == 0 else dx
+        if dy.ndim == 0:
+            return xp.reshape(self._backward(xp, xp.reshape(dy, (1,)), xp.reshape(kept, (1,))), ())
+        return self._backward(xp, dy, kept)
+
+
+class _Elementwise(_Activation):
+    """``y = f(x)`` elementwise, ``dx = dy * f'(x)``: ``_forward`` gives ``(y, f'(x))``, and the
+    slope ``f'(x)`` is all that is kept (one array, computed while the forward's intermediates
+    are at hand, instead of keeping ``x`` and recomputing them)."""
+
+    def _backward(self, xp, dy, slope):
+        return dy * slope
+
+
+class _AlongDim(_Activation):
+    """Activations along one axis ``dim`` (softmax and its relatives), computed in float32 for a
+    float16/bfloat16 input (the exponentials and sums, forward and backward) and given back in
+    the input's dtype. A 0-d input accepts ``dim`` 0 or -1 (as torch: one axis of length 1).
+
+    A subclass gives ``_along(xp, x, dim) -> y`` and ``_along_backward(xp, dy, y, dim) -> dx`` on
+    the widened arrays; the output ``y`` is what is kept.
+    """
+
+    _config_fields = ('dim',)
+
+    def __init__(self, dim: int = -1):
+        if dim is None:  # torch's implicit dim: deprecated there, refused here
+            raise ValueError(f"{type(self).__name__}: dim must be an int, got None (torch's implicit dim=None is "
+                             f"deprecated; pass the axis, e.g. {type(self).__name__}(dim=-1))")
+        self.dim = _dim(type(self).__name__, "dim", dim)
+
+    def forward(self, x):
+        nd = max(getattr(x, "ndim", 1), 1)  # not an array: the base's check says so
+        if not -nd <= self.dim < nd:
+            raise ValueError(f"{self._tag()} expected an input with axis {self.dim}, got {x.ndim}-d input")
+        return super().forward(x)
+
+    def _forward(self, xp, x):
+        be = backend_of(x)
+        y = be.narrowed(self._along(xp, be.widened(x), self.dim), x.dtype)
+        return y, y
+
+    def _backward(self, xp, dy, y):
+        be = backend_of(dy)
+        return be.narrowed(self._along_backward(xp, be.widened(dy), be.widened(y), self.dim), dy.dtype)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+def softmax(xp, x, axis):
+    """``exp(x - max x) / sum exp(x - max x)`` along ``axis`` (a fresh array)."""
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    e /= xp.sum(e, axis=axis, keepdims=True)  # e is our own fresh array
+    return e
+
+
+def softmax_backward(xp, dy, y, axis):
+    """``y * (dy - sum(dy * y, axis))``: the gradient through ``y = softmax(x, axis)``."""
+    return y * (dy - xp.sum(dy * y, axis=axis, keepdims=True))
 
 
 class ReLU(_Activation):
@@ -62,7 +134,7 @@ class ReLU(_Activation):
         return dy * xp.astype(y != 0, dy.dtype)
 
 
-class LeakyReLU(_Activation):
+class LeakyReLU(_Elementwise):
     """``y = x`` for ``x > 0``, else ``negative_slope * x``. Keeps the per-element slope.
 
     A NaN input gives NaN and ``dx = negative_slope * dy``, as torch's ``x > 0 ? dy : a dy``.
@@ -77,9 +149,6 @@ class LeakyReLU(_Activation):
         a = self.negative_slope
         slope = xp.astype(x > 0, x.dtype) * (1.0 - a) + a
         return x * slope, slope
-
-    def _backward(self, xp, dy, slope):
-        return dy * slope
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -107,7 +176,7 @@ class Tanh(_Activation):
         return dy * (1.0 - y * y)
 
 
-class Softmax(_Activation):
+class Softmax(_AlongDim):
     """``y_i = exp(x_i - max x) / sum_j exp(x_j - max x)`` along ``dim``.
 
     Backward: ``dx = y * (dy - sum(dy * y, dim))``. Keeps ``y``.
@@ -119,39 +188,11 @@ class Softmax(_Activation):
     backward), and ``y`` and ``dx`` are given back in the input's dtype.
     """
 
-    _config_fields = ('dim',)
+    def _along(self, xp, x, axis):
+        return softmax(xp, x, axis)
 
-    def __init__(self, dim: int = -1):
-        self.dim = _dim("Softmax", "dim", dim)
-
-    def _forward(self, xp, x):
-        nd = max(x.ndim, 1)
-        if not -nd <= self.dim < nd:
-            raise ValueError(f"{self._tag()} expected an input with axis {self.dim}, got {x.ndim}-d input")
-        be = backend_of(x)
-        wide = be.widened(x)  # float16/bfloat16: exp and sum in float32
-        if x.ndim == 0:  # the standard's reductions take no axis on 0-d arrays: use one of length 1
-            y = xp.reshape(self._softmax(xp, xp.reshape(wide, (1,)), 0), ())
-        else:
-            y = self._softmax(xp, wide, self.dim)
-        y = be.narrowed(y, x.dtype)
-        return y, y
-
-    @staticmethod
-    def _softmax(xp, x, axis):
-        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-        e /= xp.sum(e, axis=axis, keepdims=True)  # e is our own fresh array
-        return e
-
-    def _backward(self, xp, dy, y):
-        be = backend_of(dy)
-        dyw, yw = be.widened(dy), be.widened(y)
-        if dy.ndim == 0:
-            return be.narrowed(yw * (dyw - dyw * yw), dy.dtype)  # the sum over a single element is the element
-        return be.narrowed(yw * (dyw - xp.sum(dyw * yw, axis=self.dim, keepdims=True)), dy.dtype)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+    def _along_backward(self, xp, dy, y, axis):
+        return softmax_backward(xp, dy, y, axis)
 
 
 class Identity(Layer):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ..validate import float_dtype, positive_int
+from ..validate import flag, float_dtype, positive_int, real
 from . import deferred
 from ._checks import place_error, require_array
 from .base import Layer, Parameter, trains
+from .distance import vector_norm
 
 
 class Embedding(Layer):
@@ -21,6 +22,14 @@ class Embedding(Layer):
     ``padding_idx``: that row is zeroed at construction and never receives a gradient (a
     negative value counts from the end, and is stored normalized, as torch does).
 
+    ``max_norm``: each row looked up whose ``norm_type``-norm exceeds ``max_norm`` is first
+    rescaled to norm ``max_norm`` (times ``max_norm / (norm + 1e-7)``, as torch): torch does it in
+    place on the weight, xpnet rebinds ``weight.data`` to the renormalised table (rows that were
+    not looked up are unchanged); the renormalisation takes no gradient, as in torch. It costs a
+    norm of every row per forward. ``scale_grad_by_freq``: each row's gradient is divided by the
+    number of times its index occurs in the batch. ``sparse=True`` (torch's sparse gradient
+    tensors) is refused: the array API has no sparse arrays.
+
     Indices outside ``[0, num_embeddings)`` raise ValueError; inside
     :func:`~xpnet.layers.deferred.deferred_checks` (a training loop) the check reads nothing back:
     ``y`` is NaN (the indices are clamped for the gather) and the error is raised when the loop
@@ -31,9 +40,12 @@ class Embedding(Layer):
     gradient, so ``backward`` returns ``None``.
     """
 
-    _config_fields = ('num_embeddings', 'embedding_dim', 'padding_idx')
+    _config_fields = ('num_embeddings', 'embedding_dim', 'padding_idx', 'max_norm', 'norm_type',
+                      'scale_grad_by_freq', 'sparse')
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *, backend=None, dtype=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, *,
+                 backend=None, dtype=None):
         self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
@@ -47,6 +59,13 @@ class Embedding(Layer):
             if padding_idx < 0:
                 padding_idx += num_embeddings
         self.padding_idx = padding_idx
+        self.max_norm = None if max_norm is None else real("Embedding", "max_norm", max_norm)
+        self.norm_type = real("Embedding", "norm_type", norm_type)
+        self.scale_grad_by_freq = flag("Embedding", "scale_grad_by_freq", scale_grad_by_freq)
+        if flag("Embedding", "sparse", sparse):
+            raise ValueError("Embedding: sparse=True (sparse gradient tensors) is not available: the array API "
+                             "has no sparse arrays; use sparse=False (dense gradients, the same values)")
+        self.sparse = False
         be = backends.get(backend)
         xp = be.xp
         dt = float_dtype("Embedding", be, dtype)
@@ -89,12 +108,28 @@ class Embedding(Layer):
             bad = (lo < 0) | (hi >= n)
             checks.record(self, xp, bad, (lo, hi), self._range_message)
             flat = xp.minimum(xp.maximum(flat, 0), n - 1)
+        if self.max_norm is not None:
+            w = self.weight.data = self._renormed(be, w, flat)
         y = xp.take(w, flat, axis=0)
         if bad is not None:
             y = xp.where(bad, math.nan, y)
         y = xp.reshape(y, shape + (self.embedding_dim,))
         self.save_for_backward(flat, shape)  # where each row of dy goes, and the indices' shape
         return y
+
+    def _renormed(self, be, w, flat):
+        """``w`` with each row indexed by ``flat`` whose norm exceeds ``max_norm`` scaled by
+        ``max_norm / (norm + 1e-7)`` (torch's ``embedding_renorm_``), the other rows as they are."""
+        xp = be.xp
+        norm = vector_norm(xp, w, self.norm_type, 1)  # (num_embeddings, 1)
+        hit = self._counts(be, w, flat) > 0
+        return w * xp.where(hit & (norm > self.max_norm), self.max_norm / (norm + 1e-7), 1.0)
+
+    def _counts(self, be, w, flat):
+        """``(num_embeddings, 1)``: how often each row is indexed by ``flat``, in ``w``'s dtype."""
+        xp = be.xp
+        ones = xp.ones((flat.shape[0], 1), dtype=w.dtype, device=w.device)
+        return be.scatter_add(xp.zeros((self.num_embeddings, 1), dtype=w.dtype, device=w.device), flat, ones)
 
     def _range_message(self, lo, hi):
         """The error for indices ranging over ``[lo, hi]``, some outside ``[0, num_embeddings)``."""
@@ -115,6 +150,8 @@ class Embedding(Layer):
         xp = be.xp
         zeros = xp.zeros(tuple(w.shape), dtype=w.dtype, device=w.device)
         g = be.scatter_add(zeros, flat, xp.reshape(dy, (-1, self.embedding_dim)))
+        if self.scale_grad_by_freq:
+            g = g / xp.maximum(self._counts(be, w, flat), 1.0)
         if self.padding_idx is not None:
             g = xp.where(self._pad_rows(xp, w.device), 0.0, g)
         self.weight.accumulate(g)
@@ -124,6 +161,12 @@ class Embedding(Layer):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2.0:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
         return s
 
     def _tag(self):

@@ -13,6 +13,11 @@ The batch hooks get ``logs = {"batch": i, "size": n}`` (``i`` 1-based within the
 the batch's size) and, at ``on_batch_end``, ``"loss"``: the batch loss as a 0-d array on the
 net's device. fit never reads it; a callback that does (``float(logs["loss"])``) costs one host
 synchronisation per batch on a GPU, so read it only where the number is needed.
+
+In data-parallel training (``fit(..., distributed=...)``) every rank runs the callbacks on
+the same epoch figures; those that print or write files (checkpoints, CSV, TensorBoard, the
+epoch lines) do so on rank 0 only (``state.rank``), and a batch hook's ``"loss"`` is the
+rank's own part of the batch.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ import numbers
 import pathlib
 import sys
 import warnings
+
+
+def is_main(state) -> bool:
+    """True where this process prints and writes files: alone, or rank 0 of a distributed run."""
+    return getattr(state, "rank", 0) == 0
 
 
 class Callback:
@@ -188,6 +198,8 @@ class ModelCheckpoint(Callback):
         # set before saving, so that the state stored in the file says that the file is this epoch's
         before = self.last_path, self.last_epoch
         self.last_path, self.last_epoch = self.path, state.epoch
+        if not is_main(state):  # rank 0 writes; the others keep the same record of it
+            return
         try:
             state.save(self.path, self.extra)
         except BaseException:
@@ -225,6 +237,8 @@ class EpochLogger(Callback):
         self.file = file
 
     def on_epoch_end(self, state, logs):
+        if not is_main(state):
+            return
         parts = [f"epoch {state.epoch}/{state.epochs}"]
         for k, v in figures(logs):
             parts.append(f"{k} {v:.2%}" if "accuracy" in k else f"{k} {v:.4f}")
@@ -258,6 +272,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, state):
         self.columns, self._left_out = None, set()
+        if not is_main(state):
+            return
         if self.append and self.path.exists():
             with open(self.path, newline="", encoding="utf-8") as f:
                 self.columns = next(csv.reader(f, delimiter=self.separator), None)
@@ -266,6 +282,8 @@ class CSVLogger(Callback):
         self._writer = csv.writer(self._file, delimiter=self.separator)
 
     def on_epoch_end(self, state, logs):
+        if self._writer is None:  # not rank 0
+            return
         figures = _numbers(logs)
         if self.columns is None:
             self.columns = ["epoch", *figures]
@@ -316,14 +334,16 @@ class TensorBoard(Callback):
         self._SummaryWriter, self.writer, self.batches = SummaryWriter, None, 0
 
     def on_train_begin(self, state):
-        self.writer = self._SummaryWriter(str(self.log_dir))
+        self.writer = self._SummaryWriter(str(self.log_dir)) if is_main(state) else None
 
     def on_batch_end(self, state, logs):
         self.batches += 1
-        if self.every and self.batches % self.every == 0:
+        if self.every and self.batches % self.every == 0 and self.writer is not None:
             self.writer.add_scalar("batch_loss", float(logs["loss"]), self.batches)
 
     def on_epoch_end(self, state, logs):
+        if self.writer is None:
+            return
         for k, v in _numbers(logs).items():
             self.writer.add_scalar(k, v, state.epoch)
         self.writer.flush()

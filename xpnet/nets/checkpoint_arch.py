@@ -28,7 +28,7 @@ import math
 
 from ..layers.base import Layer, Parameter
 from ..layers.losses import Loss
-from ..validate import flag, pair, positive_int
+from ..validate import flag, int_tuple, positive_int
 from . import spec as _spec
 from .concat import Concat
 from .residual import Residual
@@ -116,42 +116,6 @@ def _linear(a):
     return [("weight", (o, i), True, FLOAT)] + ([("bias", (o,), True, FLOAT)] if flag("Linear", "bias", a["bias"]) else [])
 
 
-def _conv2d(a):
-    name = "Conv2d"
-    i = positive_int(name, "in_channels", a["in_channels"])
-    o = positive_int(name, "out_channels", a["out_channels"])
-    g = positive_int(name, "groups", a["groups"])
-    if i % g or o % g:
-        raise ValueError(f"{name}: in_channels ({i}) and out_channels ({o}) must both be divisible by groups ({g})")
-    kh, kw = pair(name, "kernel_size", a["kernel_size"], 1)
-    bias = flag(name, "bias", a["bias"])
-    return [("weight", (o, i // g, kh, kw), True, FLOAT)] + ([("bias", (o,), True, FLOAT)] if bias else [])
-
-
-def _batchnorm(cls):
-    def rule(a):
-        name = cls.__name__
-        c = positive_int(name, "num_features", a["num_features"])
-        affine, bias = flag(name, "affine", a["affine"]), flag(name, "bias", a["bias"])
-        out = [("weight", (c,), True, FLOAT)] if affine else []
-        out += [("bias", (c,), True, FLOAT)] if affine and bias else []
-        if flag(name, "track_running_stats", a["track_running_stats"]):
-            out += [("running_mean", (c,), False, FLOAT), ("running_var", (c,), False, FLOAT),
-                    ("num_batches_tracked", (), False, INT)]
-        return out
-    return rule
-
-
-def _layernorm(a):
-    ns = a["normalized_shape"]
-    shape = (ns,) if type(ns) is int else tuple(ns) if isinstance(ns, list) else None
-    if not shape or any(type(s) is not int or s <= 0 for s in shape):
-        raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty sequence of them, "
-                         f"got {_short(ns)}")
-    affine, bias = flag("LayerNorm", "elementwise_affine", a["elementwise_affine"]), flag("LayerNorm", "bias", a["bias"])
-    return ([("weight", shape, True, FLOAT)] if affine else []) + ([("bias", shape, True, FLOAT)] if affine and bias else [])
-
-
 def _embedding(a):
     n = positive_int("Embedding", "num_embeddings", a["num_embeddings"])
     d = positive_int("Embedding", "embedding_dim", a["embedding_dim"])
@@ -165,11 +129,13 @@ def _stateless(a):
 def _rules():
     from .. import layers as L
 
-    rules = {L.Linear: _linear, L.Conv2d: _conv2d, L.BatchNorm1d: _batchnorm(L.BatchNorm1d),
-             L.BatchNorm2d: _batchnorm(L.BatchNorm2d), L.LayerNorm: _layernorm, L.Embedding: _embedding}
+    rules = {L.Linear: _linear, L.Embedding: _embedding}  # normalization: arch_rules/normalization.py
     for cls in (L.Identity, L.ReLU, L.LeakyReLU, L.Sigmoid, L.Tanh, L.Softmax, L.Dropout, L.Flatten,
                 L.Unflatten, L.Reshape, L.AdaptiveAvgPool2d, L.MaxPool2d, L.AvgPool2d):
         rules[cls] = _stateless
+    from . import arch_rules  # the families' rules (xpnet/nets/arch_rules/*.py)
+
+    rules.update(arch_rules.collect(L))
     return rules
 
 
@@ -184,9 +150,10 @@ def rule_for(cls):
 
 
 def _pool_window(cls):
-    from ..layers.pooling import AvgPool2d, MaxPool2d
+    """How many axes the window of a windowed pool class has (0: not a windowed pool)."""
+    from ..layers.pooling import window_dims
 
-    return cls in (AvgPool2d, MaxPool2d)
+    return window_dims(cls)
 
 
 # -- walking a spec ------------------------------------------------------------------------
@@ -269,10 +236,11 @@ def _walk(spec, field, depth, walk, complete, want_loss=False):
     _scalars(args, field)
     try:
         entries = rule(_with_defaults(cls, args))
-        if _pool_window(cls):
-            kh, kw = pair(kind, "kernel_size", args.get("kernel_size"), 1)
-            if kh * kw > MAX_POOL_WINDOW:  # its constructor makes a table of the window's positions
-                raise ValueError(f"{kind}: a {kh}x{kw} window has more than {MAX_POOL_WINDOW} positions")
+        dims = _pool_window(cls)
+        if dims:
+            k = int_tuple(kind, "kernel_size", args.get("kernel_size"), dims, 1)
+            if math.prod(k) > MAX_POOL_WINDOW:  # its constructor makes a table of the window's positions
+                raise ValueError(f"{kind}: a {'x'.join(map(str, k))} window has more than {MAX_POOL_WINDOW} positions")
     except ValueError as e:
         raise Invalid(field, str(e)) from None
     for attr, shape, is_param, kind_ in entries:

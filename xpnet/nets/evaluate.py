@@ -123,6 +123,9 @@ def evaluate(net, loss, data, batch_size=1024, metrics=None):
     :func:`xpnet.metrics.get`) whose figures join the dict (``"f1"``, ``"top5_accuracy"``, ``"mae"``...)."""
     if not isinstance(loss, Loss):
         raise TypeError(f"evaluate: loss must be an xpnet Loss, got {type(loss).__name__}")
+    from .fit import _two_inputs
+
+    _two_inputs(loss, "evaluate")
     tracked = _metrics.resolve(metrics, "evaluate")
     be = net_backend(net, "evaluate")
     loader = as_loader(data, batch_size, False, be, "evaluate")

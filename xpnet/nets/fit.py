@@ -20,6 +20,12 @@ one in the tests) the layers' value checks (bad labels, indices) are deferred to
 reads (:mod:`xpnet.layers.deferred`). With ``precision="bf16"|"fp16"`` each step runs through
 :class:`~xpnet.amp.MixedPrecision` (float32 master weights; fp16 scales the loss, which costs
 one host read per optimizer step to decide whether to skip it).
+
+With ``distributed=`` each rank trains on its share of every global batch
+(:mod:`xpnet.distributed`): the gradients are all-reduced after the backward of each optimizer
+step (once per ``accumulate`` group, before clipping and the step, on the master gradients
+under mixed precision), the guard reads the global losses, and the epoch's figures are summed
+over the ranks.
 """
 
 from __future__ import annotations
@@ -82,6 +88,10 @@ class TrainState:
     halt: bool = False
     #: the mixed-precision policy (``fit(precision=)``), or None
     amp: object = None
+    #: this process's rank and the number of ranks (``fit(distributed=)``; 0 and 1 alone):
+    #: callbacks that print or write files do so on rank 0 only
+    rank: int = 0
+    world_size: int = 1
 
     def callback_states(self) -> dict:
         return {_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)}
@@ -101,7 +111,7 @@ def _key(i, cb):
 
 def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callbacks=(), progress=True,
         shuffle=True, clip_norm=None, guard=True, guard_every=DEFAULT_EVERY, resume=None, accumulate=1,
-        metrics=None, precision=None) -> History:
+        metrics=None, precision=None, distributed=None) -> History:
     """Train ``net`` for ``epochs`` epochs; returns the :class:`History`.
 
     ``train`` and ``val``: ``(X, y)`` pairs (moved once to the net's device) or DataLoaders.
@@ -129,11 +139,27 @@ def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callb
     ``metrics``: names or :class:`~xpnet.metrics.Metric` objects (``["f1", "top5"]``, see
     :func:`xpnet.metrics.get`), accumulated on the device over each epoch and over ``val``: the
     logs and the history gain their figures (``f1``, ``val_f1``, ``top5_accuracy``...).
+    ``distributed``: None (this process alone, as always), True or ``"auto"`` (the communicator
+    of the launcher that started this process: mpiexec, torchrun, or none), an engine name
+    (``"single"``, ``"mpi"``, ``"nccl"``, ``"torch"``) or an :class:`xpnet.distributed.Communicator`.
+    Data-parallel training (:class:`xpnet.distributed.DataParallel`): the parameters and
+    buffers start as rank 0's; ``batch_size`` is the global batch, each rank training on its
+    contiguous share of it, shuffled by one permutation per epoch drawn from rank 0's seed
+    and the epoch (the same for any number of ranks); each rank's gradient is weighted by its
+    share, so N ranks compute what one process (``distributed="single"``) computes, the
+    uneven last batch included (exactly for a "mean" loss with no layer that depends on the
+    batch, such as BatchNorm, whose running statistics are averaged over the ranks after each
+    epoch). Validation is split across the ranks and its figures summed; every rank gets the
+    same history; only rank 0 shows progress and writes files (``state.rank``); dropout
+    masks differ per rank. An exception on one rank ends every rank (see
+    :func:`xpnet.distributed.together`); TrainingDiverged, decided on the global losses, is
+    raised on every rank.
     """
     _check(net, loss, optimizer, epochs)
     accumulate = integer("fit", "accumulate", accumulate, minimum=1)
     metrics = _resolve_metrics(metrics, "fit")
     be = net_backend(net)
+    dist = _data_parallel(distributed, net, optimizer, be)
     loader = as_loader(train, batch_size, shuffle, be, "fit")
     val_loader = None if val is None else as_loader(val, max(batch_size, 1024), False, be, "fit (val)")
     callbacks = sorted(_callbacks(callbacks), key=lambda cb: cb.order)
@@ -141,21 +167,28 @@ def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callb
     state.amp = None if precision is None else _mixed_precision(net, optimizer, precision, resume)
     if resume is not None:
         _resume(state, resume)
-    for cb in callbacks:
-        cb.on_train_begin(state)
-    step = _Step(state, net.parameters(), clip_norm, guard and _guard(state, guard_every), accumulate)
+    if dist is not None:
+        state.rank, state.world_size = dist.rank, dist.size
+        dist.start(be)
+        loader = dist.shard(loader)
+    with _together(dist):
+        for cb in callbacks:
+            cb.on_train_begin(state)
+    step = _Step(state, net.parameters(), clip_norm, guard and _guard(state, guard_every), accumulate, dist)
     try:
         while state.epoch < state.epochs and not state.stop:
             for cb in callbacks:
                 cb.on_epoch_begin(state)
-            bar = _Bar.open(progress, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
+            bar = _Bar.open(progress and state.rank == 0, len(loader), f"epoch {state.epoch + 1}/{state.epochs}")
             try:
                 with deferred_checks() if be.asynchronous else contextlib.nullcontext():
                     logs = _epoch(state, be, loader, step, bar, metrics)
                 if state.halt:
                     break
                 if val_loader is not None:
-                    logs.update({f"val_{k}": v for k, v in evaluate(net, loss, val_loader, metrics=metrics).items()})
+                    figures_val = (evaluate(net, loss, val_loader, metrics=metrics) if dist is None
+                                   else dist.evaluate(loss, val_loader, metrics))
+                    logs.update({f"val_{k}": v for k, v in figures_val.items()})
                 if bar is not None:
                     bar.finish(logs)
             finally:
@@ -165,10 +198,47 @@ def fit(net, loss, optimizer, train, epochs=1, batch_size=32, *, val=None, callb
             state.history.append(state.epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(state, logs)
+    except BaseException as e:
+        _fail(dist, e)  # one rank's error ends every rank (its others would wait in a collective)
+        raise
     finally:
         for cb in callbacks:
             cb.on_train_end(state)
     return state.history
+
+
+def _data_parallel(distributed, net, optimizer, be):
+    """fit's DataParallel for ``distributed`` (None: none)."""
+    if distributed is None or distributed is False:
+        return None
+    from ..distributed import Communicator, DataParallel, init
+
+    if isinstance(distributed, Communicator):
+        comm = distributed
+    elif distributed is True or isinstance(distributed, str):
+        try:
+            comm = init("auto" if distributed is True else distributed, be)
+        except ValueError as e:
+            raise ValueError(f"fit: distributed={distributed!r}: {e}") from None
+    else:
+        raise TypeError(f"fit: distributed must be None, True, an engine name or an xpnet.distributed "
+                        f"Communicator, got {type(distributed).__name__}")
+    return DataParallel(net, optimizer, comm)
+
+
+def _together(dist):
+    if dist is None:
+        return contextlib.nullcontext()
+    from ..distributed import together
+
+    return together(dist.comm, (TrainingDiverged,))
+
+
+def _fail(dist, error):
+    if dist is not None:
+        from ..distributed.failure import fail
+
+        fail(dist.comm, error, (TrainingDiverged,))
 
 
 def _epoch(state, be, loader, step, bar, metrics=()):
@@ -176,6 +246,8 @@ def _epoch(state, be, loader, step, bar, metrics=()):
     net.train()
     tally = Tally(loss, be.xp, metrics)
     n = len(loader)
+    if step.dist is not None:
+        step.dist.begin_epoch(state.epoch)
     if step.guard is not None:
         step.guard.begin_epoch(state.epoch + 1, n)
     t0 = time.perf_counter()
@@ -184,7 +256,8 @@ def _epoch(state, be, loader, step, bar, metrics=()):
         for cb in state.callbacks:
             cb.on_batch_begin(state, logs)
         out, value = step(xb, yb, i, n)
-        tally.add(value, out, yb)
+        if out is not None:  # None: this rank had no sample of the batch (distributed)
+            tally.add(value, out, yb)
         logs["loss"] = value  # a 0-d device array: reading it is the callback's choice (and sync)
         for cb in state.callbacks:
             cb.on_batch_end(state, logs)
@@ -192,10 +265,14 @@ def _epoch(state, be, loader, step, bar, metrics=()):
             bar.update(tally, t0, i == n)
         if state.halt:
             break
+    if step.dist is not None:
+        step.dist.average_buffers()  # before the guard keeps this epoch's state
     if step.guard is not None:
         step.guard.end_epoch()
     be.synchronize()
     seconds = time.perf_counter() - t0
+    if step.dist is not None:
+        seconds = step.dist.end_epoch(tally, seconds)
     logs = tally.result()
     logs["lr"] = float(opt.lr)
     logs["time"] = seconds
@@ -208,34 +285,52 @@ class _Step:
     ``accumulate`` batches, forward, loss, the guard's note of the loss, backward of the loss
     scaled by 1/k (k: the group's size), and after the group's last batch clipping and
     ``optimizer.step()``. With mixed precision (``state.amp``) the forward and backward run in
-    its ``autocast`` block, the loss is scaled, and clipping sees the unscaled gradients."""
+    its ``autocast`` block, the loss is scaled, and clipping sees the unscaled gradients.
 
-    def __init__(self, state, params, clip_norm, guard, accumulate):
+    Distributed (``dist``, a :class:`~xpnet.distributed.DataParallel`): the loss gradient is
+    also scaled by this rank's share of the global batch, and after the group's last backward
+    the gradients are all-reduced (once per optimizer step); the guard then observes the
+    group's global losses, which every rank shares. A rank with no sample of a batch runs no
+    forward and returns ``(None, 0)``."""
+
+    def __init__(self, state, params, clip_norm, guard, accumulate, dist=None):
         self.state, self.params, self.clip_norm, self.k = state, params, clip_norm, accumulate
         self.guard = guard or None
         self.dy = 1.0
+        self.dist, self.shared = dist, []  # the group's local losses times their shares
 
     def __call__(self, xb, yb, i, n):
         """The outputs and the (unscaled) loss of batch ``i`` (1-based) of ``n``."""
-        state, k, amp = self.state, self.k, self.state.amp
+        state, k, amp, dist = self.state, self.k, self.state.amp, self.dist
         net, loss, opt = state.net, state.loss, state.optimizer
+        guard = self.guard if dist is None else None  # distributed: it sees the global losses below
         if (i - 1) % k == 0:
             opt.zero_grad()
             self.dy = 1.0 / min(k, n - i + 1)
-        if amp is None:
+        share = 1.0 if dist is None else dist.share(i, xb)
+        if share == 0:
+            out, value = None, dist.zero_loss()
+        elif amp is None:
             out = net(xb)
             value = loss(out, yb)
-            if self.guard is not None:
-                self.guard.observe(value)
-            net.backward(loss.backward(self.dy), input_grad=False)
+            if guard is not None:
+                guard.observe(value)
+            net.backward(loss.backward(self.dy * share), input_grad=False)
         else:
             with amp.autocast():
                 out = net(amp.cast(xb))
                 value = loss(out, yb)
-                if self.guard is not None:
-                    self.guard.observe(value)
-                amp.backward(loss, self.dy)
+                if guard is not None:
+                    guard.observe(value)
+                amp.backward(loss, self.dy * share)
+        if dist is not None:
+            self.shared.append(dist.weighted(value, share))
         if i % k == 0 or i == n:
+            if dist is not None:
+                for v in dist.reduce_gradients(self.shared):
+                    if self.guard is not None:
+                        self.guard.observe(v)
+                self.shared = []
             if self.clip_norm is not None:
                 if amp is not None:
                     amp.unscale_()
@@ -347,6 +442,15 @@ def _takes_logs(hook):
     return True
 
 
+def _two_inputs(loss, where):
+    """fit and evaluate feed a loss ``(outputs, targets)``: refuse one of more inputs clearly."""
+    from ..layers.losses import MultiInputLoss
+
+    if isinstance(loss, MultiInputLoss):
+        raise TypeError(f"{where}: {type(loss).__name__} takes more inputs than (outputs, targets); "
+                        "train with it in a hand-written loop: loss(*inputs), then loss.backward()")
+
+
 def _check(net, loss, optimizer, epochs):
     from ..layers.base import Layer
 
@@ -354,6 +458,7 @@ def _check(net, loss, optimizer, epochs):
         raise TypeError(f"fit: net must be an xpnet Layer, got {type(net).__name__}")
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: loss must be an xpnet Loss, got {type(loss).__name__}")
+    _two_inputs(loss, "fit")
     if loss.reduction == "none":
         raise ValueError(
             f"fit: the loss must reduce to one number to train on, got {loss!r}; use reduction='mean' "

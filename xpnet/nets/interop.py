@@ -6,7 +6,7 @@
 What converts, in either direction:
 
 - xpnet's layers and ``Sequential`` to and from the ``torch.nn`` classes of the same name, with
-  the options xpnet implements (e.g. ``Conv2d(padding_mode="zeros")``);
+  the options xpnet implements (e.g. ``Embedding(sparse=False)``);
 - ``Residual`` and ``Concat`` to and from their torch twins, small ``torch.nn.Module`` classes
   made here (:func:`torch_twin`), whose state-dict keys are xpnet's (``body.0.weight``,
   ``shortcut.weight``; ``0.weight`` for a Concat's first branch);
@@ -31,13 +31,13 @@ from . import spec as _spec
 
 # options a torch module may carry beyond xpnet's config, with the values xpnet implements (an
 # option that the layer's config lists is carried through the spec instead: MaxPool2d's return_indices)
-_TORCH_ONLY = {
-    "Conv2d": {"padding_mode": ("zeros",)},
-    "Embedding": {"max_norm": (None,), "scale_grad_by_freq": (False,), "sparse": (False,)},
-}
+_TORCH_ONLY: dict = {}
 
 # arguments that torch.nn takes as tensors and xpnet's config gives as lists of numbers
-_TENSOR_ARGS = ("weight", "pos_weight")
+_TENSOR_ARGS = ("weight", "pos_weight", "_random_samples")
+
+# (type, constructor argument) -> the attribute a torch module keeps it under, where the names differ
+_TORCH_ATTRS = {("PairwiseDistance", "p"): "norm"}
 
 _BUILTIN_TWINS: dict = {}
 
@@ -131,6 +131,9 @@ def to_torch(net):
         for name in group[1:]:
             owner, _, attr = name.rpartition(".")
             setattr(module.get_submodule(owner), attr, first)
+    # a lazy layer that has not run has no arrays: its twin keeps its uninitialized placeholders
+    lazy = torch.nn.parameter.UninitializedParameter
+    state.update({k: v for k, v in module.state_dict().items() if k not in state and isinstance(v, lazy)})
     module.load_state_dict(state)
     module.train(net.training)
     for name, layer in net.named_modules():
@@ -159,7 +162,8 @@ def from_torch(module, *, backend=None, dtype=None):
     for names in groups.values():
         if len(names) > 1:
             net.tie(*names)
-    net.load_state_dict({k: v.detach() for k, v in module.state_dict().items()})
+    lazy = torch.nn.parameter.UninitializedParameter  # a lazy module's placeholders: no arrays to copy
+    net.load_state_dict({k: v.detach() for k, v in module.state_dict().items() if not isinstance(v, lazy)})
     net.train(module.training)
     layers = dict(net.named_modules())
     for name, m in module.named_modules():
@@ -187,8 +191,8 @@ def _torch_from_spec(torch, spec, where):
             v = _torch_from_spec(torch, v, f"{where}.{k}")
         elif isinstance(v, list) and any(_spec._is_spec(e) for e in v):
             v = [_torch_from_spec(torch, e, f"{where}.{k}[{i}]") for i, e in enumerate(v)]
-        elif isinstance(v, list) and k in _TENSOR_ARGS and kind in _spec.builtin_classes():
-            v = torch.tensor(v, dtype=torch.float64)  # a loss's class weights: a tensor in torch
+        elif isinstance(v, (list, int, float)) and k in _TENSOR_ARGS and kind in _spec.builtin_classes():
+            v = torch.tensor(v, dtype=torch.float64)  # a loss's class weights (0-d: a number): a tensor in torch
         elif isinstance(v, list):
             v = tuple(v)
         args[k] = v
@@ -229,7 +233,7 @@ def _spec_from_torch(torch, m, where, twins):
             raise ValueError(f"from_torch: {where} ({kind}) has {opt}={value!r}; xpnet implements only {opt}={allowed[0]!r}")
     out = {"type": kind}
     for f in fields:
-        v = getattr(m, f)
+        v = getattr(m, _TORCH_ATTRS.get((kind, f), f))
         if f == "bias":
             v = v is not None
         elif isinstance(v, torch.Tensor):  # e.g. a loss's class weights

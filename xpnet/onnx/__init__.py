@@ -12,6 +12,7 @@ The ``onnx`` package is imported only when :func:`to_onnx` runs.
 """
 
 from . import normalization, ops, spatial  # noqa: F401  (each fills the table of converters)
+from . import families  # noqa: F401  (xpnet/onnx/families/*.py: the converters of more layer families)
 from .export import DEFAULT_OPSET, MIN_OPSET, to_onnx
 from .graph import Value
 from .registry import CONVERTERS, REFUSED, converter

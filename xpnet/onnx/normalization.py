@@ -1,6 +1,7 @@
-"""Converters of BatchNorm1d/2d and LayerNorm, at inference.
+"""Converters of BatchNorm1d/2d/3d and LayerNorm, at inference (the other normalization layers:
+:mod:`xpnet.onnx.families.normalization`, with the helpers of this module).
 
-- ``BatchNorm1d``/``BatchNorm2d`` with running statistics: ``BatchNormalization`` with them
+- ``BatchNorm1d``/``BatchNorm2d``/``BatchNorm3d`` with running statistics: ``BatchNormalization`` with them
   (scale ones and bias zeros where the layer has none). Without running statistics
   (``track_running_stats=False``) xpnet, as torch, normalizes with the batch's own statistics
   even in eval mode: so does the graph, with ``ReduceMean`` over every axis but the channels.
@@ -49,15 +50,21 @@ def _param_or_filled(g, layer, path, attr, value, shape):
 
 @converter(L.BatchNorm1d)
 @converter(L.BatchNorm2d)
+@converter(L.BatchNorm3d)
 def _batch_norm(g, layer, path, x):
     y = g.run(layer, path, x)
     c = layer.num_features
     if layer.running_mean is None:  # batch statistics, even at inference
         xhat = _standardize(g, x.name, [0, *range(2, x.ndim)], layer.eps, path)
         return Value(_affine(g, layer, xhat, path, (1, c) + (1,) * (x.ndim - 2)), *y)
+    return Value(_with_running_stats(g, layer, path, x.name, c), *y)
+
+
+def _with_running_stats(g, layer, path, xin, c):
+    """``BatchNormalization`` of ``xin`` (``(N, C, ...)``) with the layer's running statistics."""
     scale, bias = (_param_or_filled(g, layer, path, a, v, (c,)) for a, v in (("weight", 1.0), ("bias", 0.0)))
     stats = [g.param(child(path, n), getattr(layer, n)) for n in ("running_mean", "running_var")]
-    return Value(g.node("BatchNormalization", [x.name, scale, bias, *stats], path, epsilon=layer.eps), *y)
+    return g.node("BatchNormalization", [xin, scale, bias, *stats], path, epsilon=layer.eps)
 
 
 @converter(L.LayerNorm)

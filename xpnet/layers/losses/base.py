@@ -2,7 +2,8 @@
 
 A loss is a two-input layer: ``forward(pred, target)`` returns the reduced loss and
 ``backward(dy=1.0, *, input_grad=True, target_grad=False)`` returns ``d(loss)/d(pred)`` (and,
-with ``target_grad=True``, the pair ``(dpred, dtarget)``).
+with ``target_grad=True``, the pair ``(dpred, dtarget)``). A loss of three or more inputs
+(:class:`MultiInputLoss`: ``forward(*inputs)``) returns one gradient per input instead.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Loss(Layer):
     def __init__(self, reduction: str = "mean"):
         self.reduction = choice(type(self).__name__, "reduction", reduction, REDUCTIONS)
 
-    def forward(self, pred, target):
+    def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = False):
@@ -71,20 +72,21 @@ class Loss(Layer):
         raise NotImplementedError
 
     # -- low precision -----------------------------------------------------------------
-    def _lift(self, pred, target):
-        """``(pred, target)``, each widened to float32 when ``pred`` is float16/bfloat16 (the
-        target only when it is one of those too); the next :meth:`save_for_backward` records the
-        dtypes they had, which backward gives the gradients back in."""
+    def _lift(self, pred, *others):
+        """``(pred, *others)`` (``(pred, target)`` for a two-input loss), each widened to float32
+        when ``pred`` is float16/bfloat16 (the others only when they are one of those too); the
+        next :meth:`save_for_backward` records the dtypes they had, which backward gives the
+        gradients back in."""
         self.__dict__["_lifted"] = None  # also forgets a forward that raised after lifting
         try:
             be = backends.backend_of(pred)
         except TypeError:  # not an array: the checks that follow say so
-            return pred, target
+            return (pred, *others)
         if pred.dtype not in be.low_float_dtypes:
-            return pred, target
-        low_target = getattr(target, "dtype", None) in be.low_float_dtypes
-        self.__dict__["_lifted"] = (pred.dtype, target.dtype if low_target else None)
-        return be.widened(pred), be.widened(target) if low_target else target
+            return (pred, *others)
+        low = [getattr(o, "dtype", None) in be.low_float_dtypes for o in others]
+        self.__dict__["_lifted"] = (pred.dtype, *(o.dtype if w else None for o, w in zip(others, low)))
+        return (be.widened(pred), *(be.widened(o) if w else o for o, w in zip(others, low)))
 
     def save_for_backward(self, *values):
         # each entry ends with what _lift widened in its forward (None: nothing), which saved() strips
@@ -94,17 +96,16 @@ class Loss(Layer):
         *values, self.__dict__["_restore"] = super().saved()
         return tuple(values)
 
-    def _narrowed(self, dpred, dtarget=None):
-        """The gradients in the dtypes the popped entry's forward widened from (as they are if none)."""
+    def _narrowed(self, dpred, *others):
+        """The gradients (of the inputs in order: ``(dpred, dtarget)`` for a two-input loss) in the
+        dtypes the popped entry's forward widened from (as they are if none), as a tuple of
+        ``max(2, len)`` (a missing ``dtarget`` is None)."""
+        grads = (dpred, *others) if others else (dpred, None)
         restore = self.__dict__.get("_restore")
         if restore is None:
-            return dpred, dtarget
-        low_pred, low_target = restore
-        if dpred is not None:
-            dpred = backends.backend_of(dpred).narrowed(dpred, low_pred)
-        if dtarget is not None and low_target is not None:
-            dtarget = backends.backend_of(dtarget).narrowed(dtarget, low_target)
-        return dpred, dtarget
+            return grads
+        return tuple(g if g is None or low is None else backends.backend_of(g).narrowed(g, low)
+                     for g, low in zip(grads, restore))
 
     # -- reductions and the upstream gradient -----------------------------------------
     def _reduce(self, xp, per, denom):
@@ -158,12 +159,13 @@ class Loss(Layer):
             )
         return be.xp
 
-    def _check_target_place(self, target, pred, what="prediction"):
-        require_array(self._tag(), target, "target")
+    def _check_target_place(self, target, pred, what="prediction", name="target"):
+        """``target`` (the input called ``name``) must be an array where ``pred`` (``what``) lives."""
+        require_array(self._tag(), target, name)
         if type(target) is not type(pred) or target.device != pred.device:
             raise ValueError(
-                f"{self._tag()} got its target on {place(target)} but the {what} on {place(pred)}; "
-                "move the target with backends.get(...).asarray(...)"
+                f"{self._tag()} got its {name} on {place(target)} but the {what} on {place(pred)}; "
+                f"move the {name} with backends.get(...).asarray(...)"
             )
 
     def _check_buffer(self, b, name, ref, what):
@@ -216,6 +218,60 @@ class Loss(Layer):
 
     def _tag(self):
         return type(self).__name__
+
+
+class MultiInputLoss(Loss):
+    """A loss of three or more inputs (``MarginRankingLoss()(x1, x2, y)``, ``CTCLoss()(log_probs,
+    targets, input_lengths, target_lengths)``): ``forward(*inputs)`` returns the loss, reduced as
+    every loss's, and ``backward(dy=1.0, *, input_grad=True, target_grad=True)`` returns a tuple
+    of one gradient per input, in order, as torch's autograd gives them to inputs that require one:
+
+    - every float input gets its gradient, the ground truth included (a ranking's ``y``, a
+      regression's target: named in ``_targets``); ``target_grad=False`` leaves those None,
+      uncomputed;
+    - integer inputs (labels, lengths) and inputs that are no arrays (lengths as tuples of ints, a
+      number) get None;
+    - ``dy=None``, or ``input_grad=False`` (a loss has no parameters: nothing to compute), pops
+      what forward kept and returns None.
+
+    ``dy`` is as for every loss (a number or a 0-d array, or the loss's shape for ``"none"``), and
+    low-precision inputs are widened as every loss's (:meth:`Loss._lift` of all the inputs, the
+    first deciding). ``fit`` and ``evaluate`` call a loss with ``(output, target)``: a loss of
+    more inputs is for a training step written out (``l = loss(a, p, n); dx = loss.backward()``).
+    A subclass names its inputs in ``_inputs`` and implements ``_backward(saved, dy, wanted)``.
+    """
+
+    #: the names of the inputs, in order (what errors call them; the gradient tuple's length)
+    _inputs: tuple = ()
+    #: those of ``_inputs`` that are ground truth (``target_grad=False`` skips their gradients)
+    _targets: tuple = ()
+
+    def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = True):
+        saved = self.saved()
+        if dy is None or not input_grad:
+            return None
+        wanted = tuple(target_grad or name not in self._targets for name in self._inputs)
+        grads = self._narrowed(*self._backward(saved, dy, wanted))
+        return tuple(g if w else None for g, w in zip(grads, wanted))
+
+    def _backward(self, saved, dy, wanted):
+        """A gradient per input from what forward saved: None where ``wanted`` says no (computing
+        nothing for it) and for inputs that are not float arrays."""
+        raise NotImplementedError
+
+    def _check_input(self, x, ref, name, ref_name, *, integer=False):
+        """``x`` (the input called ``name``) must be an array where ``ref`` (``ref_name``) lives, of
+        ``ref``'s float dtype, or with ``integer=True`` of an integer dtype. Returns whether ``x``
+        is a float array (one that gets a gradient)."""
+        self._check_target_place(x, ref, ref_name, name)
+        if x.dtype == ref.dtype:
+            return True
+        be = backends.backend_of(x)
+        if integer and x.dtype in be.int_dtypes:
+            return False
+        want, got = be.dtype_name(ref.dtype), be.dtype_name(x.dtype)
+        kind = f"a {want} {name} to match the {ref_name}" + (" (or integers)" if integer else "")
+        raise TypeError(f"{self._tag()} expected {kind}, got {got}; convert it with xp.astype({name}, xp.{want})")
 
 
 def as_array(xp, x):

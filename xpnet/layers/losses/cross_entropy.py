@@ -6,15 +6,13 @@ import math
 
 from ... import backends
 from ...validate import integer, probability
-from .. import deferred
 from .._checks import place, require_float, shape_str
 from ..base import grad_enabled
-from .base import Loss, _divide
+from .base import _divide
+from .class_labels import ClassLabelLoss, with_class_axis
 
-_INT64_MAX = 2**63 - 1
 
-
-class CrossEntropyLoss(Loss):
+class CrossEntropyLoss(ClassLabelLoss):
     """Softmax cross-entropy on logits ``z`` over the class axis (axis 1, or 0 for unbatched input).
 
     Shapes: ``z (N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)``; the target is either
@@ -49,11 +47,7 @@ class CrossEntropyLoss(Loss):
         super().__init__(reduction)
         self.ignore_index = integer("CrossEntropyLoss", "ignore_index", ignore_index)
         self.label_smoothing = probability("CrossEntropyLoss", "label_smoothing", label_smoothing, closed=True)
-        self._buffers(backend, dtype, weight=weight)  # sets self.weight
-        if self.weight is not None and self.weight.ndim != 1:
-            raise ValueError(
-                f"CrossEntropyLoss: weight must be 1-D, one value per class, got shape {shape_str(self.weight.shape)}"
-            )
+        self._class_weights(backend, dtype, weight)  # sets self.weight
         self._class_row = self._row_starts = None  # index helpers, made once per shape and place
 
     def forward(self, logits, target):
@@ -77,12 +71,7 @@ class CrossEntropyLoss(Loss):
         c = logits.shape[1]
         if c == 0:
             raise ValueError(f"{tag} expected at least one class, got logits of shape {shape_str(logits.shape)}")
-        w = self.weight
-        if w is not None:
-            self._check_buffer(w, "weight", logits, "logits")
-            if w.shape[0] != c:
-                raise ValueError(f"{tag} has a weight for {w.shape[0]} classes but got logits with {c} classes "
-                                 f"(shape {shape_str(logits.shape)})")
+        w = self._class_weight(logits, c, "logits")
         cls_shape = (1, c) + (1,) * (logits.ndim - 2)
         wr = None if w is None else xp.reshape(w, cls_shape)
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
@@ -100,8 +89,7 @@ class CrossEntropyLoss(Loss):
             denom = math.prod(per.shape)
             self.save_for_backward("probabilities", unbatched, denom, p, logp, a, wr)
         else:
-            if target.dtype != be.dtype("int64"):  # one index dtype: no mixed-sign comparisons, no overflow
-                target = xp.astype(target, be.dtype("int64"))
+            target = self._int64(be, target)
             valid, index, bad = self._valid_targets(xp, target, c)
             common = w is None and not unbatched and logits.ndim == 2 and self.reduction != "none"
             if bad is not None and common:
@@ -172,38 +160,6 @@ class CrossEntropyLoss(Loss):
             )
         return False
 
-    def _valid_targets(self, xp, target, c):
-        """``(valid, index, bad)``: the mask of targets not ignored (None when none is), the targets
-        with the ignored ones replaced by 0, and None. Labels outside ``[0, C)`` that are not
-        ignored raise.
-
-        One read-back answers the common case (every label in range, so none ignored when
-        ``ignore_index`` is outside ``[0, C)``); a second is made only when some label is outside.
-        Inside :func:`~xpnet.layers.deferred.deferred_checks` nothing is read: ``bad`` is a 0-d
-        device flag of the check, recorded there, and ``index`` is ``target`` itself.
-        """
-        ii = self.ignore_index
-        if math.prod(target.shape) == 0:
-            return None, target, None
-        checks = deferred.active()
-        if checks is not None:
-            valid = target != ii
-            # the smallest and largest label not ignored (int64 bounds when every one is)
-            lo = xp.min(xp.where(valid, target, _INT64_MAX))
-            hi = xp.max(xp.where(valid, target, -_INT64_MAX))
-            bad = (lo < 0) | (hi >= c)
-            checks.record(self, xp, bad, (lo, hi), lambda lo, hi: self._labels_message(lo, hi, c), key=(c,))
-            return valid, target, bad
-        if not 0 <= ii < c and not bool((xp.min(target) < 0) | (xp.max(target) >= c)):
-            return None, target, None
-        valid = target != ii
-        index = xp.where(valid, target, 0)  # an ignored target reads class 0, then is masked out
-        if bool(xp.any((index < 0) | (index >= c))):
-            host = backends.to_numpy(target)
-            kept = host[host != ii]
-            raise ValueError(self._labels_message(int(kept.min()), int(kept.max()), c))
-        return valid, index, None
-
     def _deferred_common(self, xp, logits, shifted, lse, p, target, bad, mean):
         """The common case's loss, ``(N, C)`` logits without weights, when the label check is
         deferred, in few array operations: an ignored target (like a bad one, which makes the
@@ -225,36 +181,6 @@ class CrossEntropyLoss(Loss):
         if p is not None:
             self.save_for_backward("masked", False, scale, p, q if not eps else q * (1.0 - eps) + eps / c)
         return xp.where(bad, math.nan, xp.asarray(total))  # a bad batch's loss is NaN too
-
-    def _labels_message(self, lo, hi, c):
-        """The error for class labels (those not ignored) ranging over ``[lo, hi]``, not all in ``[0, c)``."""
-        ii = self.ignore_index
-        return (f"{self._tag()} expected class labels in [0, {c}), got labels from {lo} to {hi}"
-                + ("" if ii == -100 else f" (ignore_index={ii} aside)"))
-
-    def _gather(self, xp, x, index):
-        """``x[n, index[n, j], j]`` for ``x (N, C, *d)`` and ``index (N, *d)``, as one flat ``take``
-        (numpy's take_along_axis costs tens of microseconds of index building per call)."""
-        shape, c = tuple(index.shape), x.shape[1]
-        d = math.prod(shape[1:])
-        key = (shape, c, index.device, type(index))
-        cached = self._row_starts
-        if cached is None or cached[0] != key:  # flat position of (n, 0, j): n C d + j
-            dev, dt = index.device, index.dtype
-            starts = xp.reshape(xp.arange(shape[0], dtype=dt, device=dev) * (c * d), (-1, 1)) \
-                + xp.reshape(xp.arange(d, dtype=dt, device=dev), (1, -1))
-            cached = self._row_starts = (key, xp.reshape(starts, (-1,)))
-        flat = cached[1] + (xp.reshape(index, (-1,)) * d if d != 1 else xp.reshape(index, (-1,)))
-        return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat, axis=0), shape)
-
-    def _classes(self, xp, c, ref, ndim):
-        """``[0, 1, ..., C-1]`` shaped ``(1, C, 1, ...)`` on ``ref``'s device, made once per shape and place."""
-        key = (c, ndim, ref.device, type(ref))
-        cached = self._class_row
-        if cached is None or cached[0] != key:
-            row = xp.arange(c, dtype=ref.dtype, device=ref.device)
-            cached = self._class_row = (key, xp.reshape(row, (1, c) + (1,) * (ndim - 2)))
-        return cached[1]
 
     def backward(self, dy=1.0, *, input_grad: bool = True, target_grad: bool = False):
         saved = self.saved()
@@ -333,8 +259,3 @@ class CrossEntropyLoss(Loss):
             parts.append(f"label_smoothing={self.label_smoothing}")
         return ", ".join(parts)
 
-
-def with_class_axis(xp, a):
-    """``a (N, d1, ...)`` as ``(N, 1, d1, ...)``, to broadcast against ``(N, C, d1, ...)``."""
-    shape = tuple(a.shape)
-    return xp.reshape(a, shape[:1] + (1,) + shape[1:])

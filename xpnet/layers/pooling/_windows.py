@@ -1,37 +1,58 @@
-"""What MaxPool2d and AvgPool2d share: their arguments, the window geometry (torch's output-size
-rule, ceil mode included), unbatched inputs, padding, and the adjoint of taking a window slice.
+"""What the windowed pools (max, average, power-average; 1, 2 or 3 spatial axes) share: their
+arguments, the window geometry (torch's output-size rule, ceil mode included), unbatched
+inputs, padding, the strided slice of the input each kernel offset sees, and its adjoint.
 
-Along one axis of size ``L``, with kernel ``k``, stride ``s``, padding ``p`` and dilation ``d``
-(span ``e = d (k - 1) + 1``), window ``a`` covers padded positions ``a s + i d`` for ``i < k``.
-There are ``out = (L + 2p - e) // s + 1`` windows, or with ``ceil_mode`` ``ceil((L + 2p - e) / s) + 1``
-less one if the last would start past the input and its left padding (torch's rule). Ceil-mode
-windows may reach past the padding; the input is then padded by ``extra`` more positions at the
-end (``-inf`` for max, zeros for the average, whose divisor does not count them).
+Inputs are ``(N, C, *S)`` with ``nd`` spatial axes ``S`` (``L``; ``H, W``; ``D, H, W``), or
+``(C, *S)`` for one unbatched sample. Along one axis of size ``L``, with kernel ``k``, stride
+``s``, padding ``p`` and dilation ``d`` (span ``e = d (k - 1) + 1``), window ``a`` covers padded
+positions ``a s + i d`` for ``i < k``. There are ``out = (L + 2p - e) // s + 1`` windows, or with
+``ceil_mode`` ``ceil((L + 2p - e) / s) + 1`` less one if the last would start past the input and
+its left padding (torch's rule). Ceil-mode windows may reach past the padding; the input is then
+padded by ``extra`` more positions at the end (``-inf`` for max, zeros for the average, whose
+divisor does not count them).
+
+Windows are never materialised: a pool works on the ``prod(k)`` strided slices of the padded
+input, one per kernel offset, in scan order (the last axis fastest, as torch's kernels loop).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from typing import NamedTuple
 
 from .._checks import shape_str
-from .._spatial import window
 from ..base import Layer
-from ...validate import flag, pair
+from ...validate import flag, int_tuple
+
+#: the spatial axes' names, by their number
+AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
 def given(value):
-    """An argument as torch stores and prints it: an int stays an int, a pair becomes a tuple."""
+    """An argument as torch stores and prints it: an int stays an int, a sequence becomes a tuple."""
     return tuple(value) if isinstance(value, (tuple, list)) else value
 
 
+def layout(nd, batch=True) -> str:
+    """``"4-D (N, C, H, W)"`` (``batch``) or ``"3-D (C, H, W)"`` for ``nd`` spatial axes."""
+    names = (("N",) if batch else ()) + ("C",) + AXES[nd]
+    return f"{len(names)}-D ({', '.join(names)})"
+
+
 def batched(layer, x):
-    """``(x as (N, C, H, W), whether it came without the batch axis)``; torch accepts (C, H, W) too."""
-    if x.ndim == 4:
+    """``(x with a batch axis, whether it came without one)``, for ``layer.nd`` spatial axes."""
+    nd = layer.nd
+    if x.ndim == nd + 2:
         return x, False
-    if x.ndim == 3:
+    if x.ndim == nd + 1:
         return x[None, ...], True
-    raise ValueError(f"{layer._tag()} expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, got shape {shape_str(x.shape)}")
+    raise ValueError(f"{layer._tag()} expected a {layout(nd)} or {layout(nd, False)} input, got shape {shape_str(x.shape)}")
+
+
+def unbatch(y, unbatched):
+    return y[0, ...] if unbatched else y
 
 
 def axis_windows(size, k, s, p, d, ceil_mode):
@@ -49,19 +70,21 @@ def axis_windows(size, k, s, p, d, ceil_mode):
 
 
 class Geometry(NamedTuple):
-    """One forward's sizes: the 4-D input ``(n, c, h, w)``, the output ``(oh, ow)``, the padding
-    past the usual one that ceil-mode windows need at the bottom (``eh``) and right (``ew``), and
-    how backward writes window slices into ``dx`` (see :meth:`Pool2d._grad_buffer`): ``tiled``
-    (every padded position touched exactly once) and ``overlap`` (some position touched twice)."""
+    """One forward's sizes: batch ``n``, channels ``c``, the spatial ``size`` of the input, the
+    windows per axis ``out``, the ``extra`` padding that ceil-mode windows need at each axis's
+    end, the ``padded`` sizes; ``windows``, the index of each kernel offset's strided slice of
+    the padded input (scan order), and ``interior``, that of the input within it; and how
+    backward writes window slices into ``dx`` (see :meth:`Pool._grad_buffer`): ``tiled`` (every
+    padded position touched exactly once) and ``overlap`` (some position touched twice)."""
 
     n: int
     c: int
-    h: int
-    w: int
-    oh: int
-    ow: int
-    eh: int
-    ew: int
+    size: tuple
+    out: tuple
+    extra: tuple
+    padded: tuple
+    windows: tuple
+    interior: tuple
     tiled: bool
     overlap: bool
 
@@ -73,32 +96,43 @@ def _hits(out, k, s, d):
     return set(pos), len(set(pos)) == len(pos)
 
 
+_ALL = slice(None)
+
+
 @functools.lru_cache(maxsize=512)
-def _plan(h, w, k, s, p, d, ceil_mode):
-    """``(oh, ow, eh, ew, tiled, overlap)`` for an ``h x w`` input: pure arithmetic on the
-    arguments, remembered so that a training loop pays for it once per input size."""
-    oh, eh = axis_windows(h, k[0], s[0], p[0], d[0], ceil_mode)
-    ow, ew = axis_windows(w, k[1], s[1], p[1], d[1], ceil_mode)
-    if oh < 1 or ow < 1:
-        return oh, ow, eh, ew, False, False
-    rows, rows_once = _hits(oh, k[0], s[0], d[0])
-    cols, cols_once = _hits(ow, k[1], s[1], d[1])
-    overlap = not (rows_once and cols_once)
-    tiled = not overlap and len(rows) == h + 2 * p[0] + eh and len(cols) == w + 2 * p[1] + ew
-    return oh, ow, eh, ew, tiled, overlap
+def _plan(size, k, s, p, d, ceil_mode):
+    """Everything of :class:`Geometry` but ``n`` and ``c`` for an input of spatial ``size``
+    (None when some axis has no window): pure arithmetic on the arguments, remembered so that a
+    training loop pays for it once per input size."""
+    axes = [axis_windows(*a, ceil_mode) for a in zip(size, k, s, p, d)]
+    out, extra = tuple(a[0] for a in axes), tuple(a[1] for a in axes)
+    if min(out) < 1:
+        return None
+    padded = tuple(n + 2 * q + e for n, q, e in zip(size, p, extra))
+    hits = [_hits(*a) for a in zip(out, k, s, d)]
+    overlap = not all(once for _, once in hits)
+    tiled = not overlap and all(len(pos) == n for (pos, _), n in zip(hits, padded))
+    offsets = itertools.product(*(range(0, di * ki, di) for ki, di in zip(k, d)))
+    windows = tuple((_ALL, _ALL) + tuple(slice(i, i + si * (o - 1) + 1, si) for i, si, o in zip(off, s, out))
+                    for off in offsets)
+    interior = (_ALL, _ALL) + tuple(slice(q, q + n) for q, n in zip(p, size))
+    return out, extra, padded, windows, interior, tiled, overlap
 
 
-class Pool2d(Layer):
-    """Shared plumbing of the windowed pools: argument checks, 3-D inputs, geometry, errors."""
+class Pool(Layer):
+    """Shared plumbing of the windowed pools: argument checks, unbatched inputs, geometry,
+    padding, window slices and their adjoint, errors. ``nd``: the number of spatial axes."""
+
+    nd = 2
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        owner = type(self).__name__
-        self._k = pair(owner, "kernel_size", kernel_size, 1)
-        self._s = self._k if stride is None else pair(owner, "stride", stride, 1)
-        self._p = pair(owner, "padding", padding, 0)
-        self._d = pair(owner, "dilation", dilation, 1)
+        owner, nd = type(self).__name__, self.nd
+        self._k = int_tuple(owner, "kernel_size", kernel_size, nd, 1)
+        self._s = self._k if stride is None else int_tuple(owner, "stride", stride, nd, 1)
+        self._p = int_tuple(owner, "padding", padding, nd, 0)
+        self._d = int_tuple(owner, "dilation", dilation, nd, 1)
         self.ceil_mode = flag(owner, "ceil_mode", ceil_mode)
-        if self._p[0] > self._k[0] // 2 or self._p[1] > self._k[1] // 2:
+        if any(p > k // 2 for p, k in zip(self._p, self._k)):
             raise ValueError(
                 f"{owner}: padding must be at most half of kernel_size, "
                 f"got padding={given(padding)!r} for kernel_size={given(kernel_size)!r}"
@@ -106,54 +140,55 @@ class Pool2d(Layer):
         self.kernel_size = given(kernel_size)
         self.stride = self.kernel_size if stride is None else given(stride)
         self.padding = given(padding)
-        # every kernel offset in the padded input, in (row, column) scan order: the order ties are broken in
-        (kh, kw), (dh, dw) = self._k, self._d
-        self._offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
+        # every kernel offset (padded coordinates), in scan order: the order ties are broken in
+        self._offsets = list(itertools.product(*(range(0, d * k, d) for k, d in zip(self._k, self._d))))
 
     def _geometry(self, x):
-        """``(x as 4-D, unbatched?, Geometry)``, after checking the input's rank and size."""
-        x4, unbatched = batched(self, x)
-        n, c, h, w = x4.shape
-        plan = _plan(h, w, self._k, self._s, self._p, self._d, self.ceil_mode)
-        if plan[0] < 1 or plan[1] < 1:
-            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._k, self._s, self._p, self._d
-            need = [d * (k - 1) + 1 for k, d in ((kh, dh), (kw, dw))]
-            what = "the kernel" if (dh, dw) == (1, 1) else "the dilated kernel"
+        """``(x with a batch axis, unbatched?, Geometry)``, after checking the input's rank and size."""
+        xb, unbatched = batched(self, x)
+        n, c, *size = xb.shape
+        size = tuple(size)
+        plan = _plan(size, self._k, self._s, self._p, self._d, self.ceil_mode)
+        if plan is None:
+            need = [d * (k - 1) + 1 for k, d in zip(self._k, self._d)]
+            what = "the kernel" if set(self._d) == {1} else "the dilated kernel"
             if self.ceil_mode:
-                need = [e - s + 1 for e, s in zip(need, (sh, sw))]
+                need = [e - s + 1 for e, s in zip(need, self._s)]
                 what += ", less stride - 1 with ceil_mode=True"
+            got = [a + 2 * p for a, p in zip(size, self._p)]
             raise ValueError(
-                f"{self._tag()} expected a padded input of at least {need[0]}x{need[1]} ({what}), "
-                f"got {h + 2 * ph}x{w + 2 * pw} (input {shape_str(x.shape)} with padding ({ph}, {pw}))"
+                f"{self._tag()} expected a padded input of at least {'x'.join(map(str, need))} ({what}), "
+                f"got {'x'.join(map(str, got))} (input {shape_str(x.shape)} with padding {shape_str(self._p)})"
             )
-        if h < 1 or w < 1 or c < 1:
-            raise ValueError(f"{self._tag()} expected an input with C, H, W >= 1, got shape {shape_str(x.shape)}")
-        return x4, unbatched, Geometry(n, c, h, w, *plan)
+        if min(size) < 1 or c < 1:
+            names = ", ".join(("C",) + AXES[self.nd])
+            raise ValueError(f"{self._tag()} expected an input with {names} >= 1, got shape {shape_str(x.shape)}")
+        return xb, unbatched, Geometry(n, c, size, *plan)
 
-    def _pad(self, xp, x4, geo, value):
-        """``x4`` padded with ``value``: ``padding`` on every side, plus ``eh``/``ew`` at the
-        bottom/right. One fresh buffer and one slice assignment; no copy when nothing is padded."""
-        (ph, pw), (h, w) = self._p, (geo.h, geo.w)
-        if ph == pw == geo.eh == geo.ew == 0:
-            return x4
-        hp, wp = h + 2 * ph + geo.eh, w + 2 * pw + geo.ew
-        out = xp.full((geo.n, geo.c, hp, wp), value, dtype=x4.dtype, device=x4.device)
-        out[:, :, ph: ph + h, pw: pw + w] = x4
+    def _pad(self, xp, xb, geo, value):
+        """``xb`` padded with ``value``: ``padding`` on every side, plus ``extra`` at each axis's
+        end. One fresh buffer and one slice assignment; no copy when nothing is padded."""
+        if not any(self._p) and not any(geo.extra):
+            return xb
+        out = xp.full((geo.n, geo.c) + geo.padded, value, dtype=xb.dtype, device=xb.device)
+        out[geo.interior] = xb
         return out
 
-    def _slices(self, xpad, geo):
+    @staticmethod
+    def _slices(xpad, geo):
         """The strided slice of the padded input each kernel offset sees, in scan order."""
-        sh, sw = self._s
-        return [window(xpad, i, j, geo.oh, geo.ow, sh, sw) for i, j in self._offsets]
+        return [xpad[w] for w in geo.windows]
 
-    def _dy4(self, dy, like, geo, unbatched):
-        """``dy`` as 4-D, after checking it has the output's shape and ``like``'s dtype and place."""
-        self.check_grad(dy, like, (geo.c, geo.oh, geo.ow) if unbatched else (geo.n, geo.c, geo.oh, geo.ow))
+    def _dy(self, dy, like, geo, unbatched):
+        """``dy`` with a batch axis, after checking it has the output's shape and ``like``'s dtype and place."""
+        self.check_grad(dy, like, ((geo.c,) if unbatched else (geo.n, geo.c)) + geo.out)
         return dy[None, ...] if unbatched else dy
 
-    def _grad_buffer(self, xp, geo, dtype, device):
-        """A fresh gradient for the padded input, and ``put(dx, i, j, g)``, which adds ``g`` at
-        kernel offset ``(i, j)``'s positions (the adjoint of taking that strided slice).
+    @staticmethod
+    def _grad_buffer(xp, geo, dtype, device):
+        """A fresh gradient for the padded input, and ``put(dx, window, g)``, which adds ``g`` at
+        the positions of one kernel offset's slice (``window``: one of ``geo.windows``; the
+        adjoint of taking that strided slice).
 
         Windows that tile the padded input exactly (every position touched once: stride ==
         kernel, no dilation, no remainder) write every element once, so ``dx`` starts empty and
@@ -162,24 +197,24 @@ class Pool2d(Layer):
         Callers put each slice as soon as it is computed, so that no more than one slice-sized
         temporary is alive at a time (fresh allocations are page-faulted anew on every step).
         """
-        (sh, sw), (ph, pw) = self._s, self._p
-        hp, wp = geo.h + 2 * ph + geo.eh, geo.w + 2 * pw + geo.ew
-        overlap = geo.overlap
         make = xp.empty if geo.tiled else xp.zeros
-        dx = make((geo.n, geo.c, hp, wp), dtype=dtype, device=device)
-        rstop, cstop = sh * (geo.oh - 1) + 1, sw * (geo.ow - 1) + 1
+        dx = make((geo.n, geo.c) + geo.padded, dtype=dtype, device=device)
 
-        def put(dx, i, j, g):
-            if overlap:
-                dx[:, :, i: i + rstop: sh, j: j + cstop: sw] += g  # dx is our own fresh array
-            else:
-                dx[:, :, i: i + rstop: sh, j: j + cstop: sw] = g
+        if geo.overlap:
+            def put(dx, window, g):
+                dx[window] += g  # dx is our own fresh array
+        else:
+            def put(dx, window, g):
+                dx[window] = g
 
         return dx, put
 
     def _input_grad(self, dx, geo, unbatched):
-        """The gradient of the input as given: the padded one cropped (a view), 3-D if it was."""
-        ph, pw = self._p
-        if ph or pw or geo.eh or geo.ew:
-            dx = dx[:, :, ph: ph + geo.h, pw: pw + geo.w]
-        return dx[0, ...] if unbatched else dx
+        """The gradient of the input as given: the padded one cropped (a view), unbatched if it was."""
+        if any(self._p) or any(geo.extra):
+            dx = dx[geo.interior]
+        return unbatch(dx, unbatched)
+
+    def _window_size(self):
+        """``prod(kernel_size)``: the positions of one window."""
+        return math.prod(self._k)

@@ -1,14 +1,16 @@
-"""AvgPool2d: each window's sum divided by its divisor, with torch's rules for the divisor."""
+"""AvgPool1d, AvgPool2d, AvgPool3d: each window's sum divided by its divisor, with torch's rules
+for the divisor; and the window sums and divisors that LPPool shares."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 from ... import backends
 from .._checks import require_float
 from ..base import Signature
 from ...validate import flag, integer
-from ._windows import Pool2d
+from ._windows import Pool, unbatch
 
 
 def _counts(size, k, s, p, out, include_pad):
@@ -25,33 +27,67 @@ def _counts(size, k, s, p, out, include_pad):
 
 
 @functools.lru_cache(maxsize=512)
-def _divisors(h, w, k, s, p, oh, ow, include_pad):
-    """The divisor as a float when every window has the same one, else ``(rows, cols)``, the
-    factors of ``D[a, b] = rows[a] * cols[b]`` (remembered: a training loop pays once per size)."""
-    rows = _counts(h, k[0], s[0], p[0], oh, include_pad)
-    cols = _counts(w, k[1], s[1], p[1], ow, include_pad)
-    if min(rows) == max(rows) and min(cols) == max(cols):
-        return rows[0] * cols[0]
-    return tuple(rows), tuple(cols)
+def _divisors(size, k, s, p, out, include_pad):
+    """The divisor as a float when every window has the same one, else one tuple of counts per
+    axis, the factors of ``D[a, b, ...] = counts_0[a] * counts_1[b] * ...`` (remembered: a
+    training loop pays once per size)."""
+    counts = [_counts(*a, include_pad) for a in zip(size, k, s, p, out)]
+    if all(min(c) == max(c) for c in counts):
+        return math.prod(c[0] for c in counts)
+    return tuple(tuple(c) for c in counts)
 
 
-class AvgPool2d(Pool2d):
-    """Mean over each ``KH x KW`` window, as ``torch.nn.AvgPool2d``.
+def window_divisor(pool, xp, geo, include_pad, override, dtype, device):
+    """A Python float when every window has the same divisor, else an array of the output's
+    spatial shape (the outer product of the per-axis counts)."""
+    if override is not None:
+        return float(override)
+    d = _divisors(geo.size, pool._k, pool._s, pool._p, geo.out, include_pad)
+    if isinstance(d, float):
+        return d
+    nd, out = len(d), 1.0
+    for a, counts in enumerate(d):
+        out = out * xp.reshape(xp.asarray(counts, dtype=dtype, device=device), (len(counts),) + (1,) * (nd - 1 - a))
+    return out
 
-    ``y[n, c, a, b] = (1 / D[a, b]) * sum_{i < KH, j < KW} xpad[n, c, a*SH + i, b*SW + j]``, where
-    ``xpad`` is the input padded with zeros, and the divisor ``D[a, b]`` is, as in torch:
 
-    - ``divisor_override`` (a nonzero int) when given;
+def window_sum(pool, xp, xb, geo):
+    """The sum of every window of ``xb`` (batched), padded with zeros: a fresh array."""
+    first, *rest = pool._slices(pool._pad(xp, xb, geo, 0.0), geo)
+    if not rest:
+        return xp.asarray(first, copy=True)  # a one-element kernel: still a fresh array, never a view of x
+    y = first + rest[0]
+    for s in rest[1:]:
+        y += s  # y is our own fresh array
+    return y
+
+
+def window_sum_grad(pool, xp, g, geo):
+    """The gradient of the padded input of :func:`window_sum` for its gradient ``g``: ``g`` added
+    into every element of each window."""
+    dx, put = pool._grad_buffer(xp, geo, g.dtype, g.device)
+    for w in geo.windows:
+        put(dx, w, g)
+    return dx
+
+
+class _AvgPool(Pool):
+    """Mean over each window, as ``torch.nn.AvgPoolNd`` (the subclasses fix ``nd``).
+
+    ``y[n, c, a] = (1 / D[a]) * sum_{i < k} xpad[n, c, a * s + i]`` per spatial axis, where
+    ``xpad`` is the input padded with zeros, and the divisor ``D`` is, as in torch:
+
+    - ``divisor_override`` (a nonzero int) when given (2-D and 3-D only, as in torch);
     - else, with ``count_include_pad=True`` (the default), the window's size clipped to the
-      padded input: ``KH * KW`` except for a ceil-mode window reaching past the padding;
+      padded input: ``prod(kernel_size)`` except for a ceil-mode window reaching past the padding;
     - else the number of real (unpadded) input elements in the window.
 
-    ``ceil_mode`` keeps a last partial window (see :mod:`._windows`). Shapes as ``MaxPool2d``.
+    ``ceil_mode`` keeps a last partial window (see :mod:`._windows`). Shapes as the max pools.
 
     The divisor is separable (``D[a, b] = rows[a] * cols[b]``), so it is one scalar when every
-    window has the same one, else an ``(OH, OW)`` array made once per forward. Backward: ``dx``
-    adds ``dy / D`` into every element of each window. Keeps the divisor and the shapes: the
-    gradient does not depend on the input's values.
+    window has the same one, else an array of the output's spatial shape made once per
+    forward. Backward: ``dx`` adds ``dy / D`` into every element of each window. Keeps the
+    divisor and the shapes: the gradient does not depend on the input's values.
     """
 
     _config_fields = ('kernel_size', 'stride', 'padding', 'ceil_mode', 'count_include_pad', 'divisor_override')
@@ -59,42 +95,26 @@ class AvgPool2d(Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
-        self.count_include_pad = flag("AvgPool2d", "count_include_pad", count_include_pad)
+        owner = type(self).__name__
+        self.count_include_pad = flag(owner, "count_include_pad", count_include_pad)
         if divisor_override is not None:
             try:
-                d = integer("AvgPool2d", "divisor_override", divisor_override)
+                d = integer(owner, "divisor_override", divisor_override)
             except ValueError:
                 d = 0
             if d == 0:  # torch: "divisor must be not zero"
-                raise ValueError(f"AvgPool2d: divisor_override must be a nonzero int or None, got {divisor_override!r}")
+                raise ValueError(f"{owner}: divisor_override must be a nonzero int or None, got {divisor_override!r}")
             divisor_override = d
         self.divisor_override = divisor_override
 
-    def _divisor(self, xp, geo, dtype, device):
-        """A Python float when every window has the same divisor, else an ``(OH, OW)`` array."""
-        if self.divisor_override is not None:
-            return float(self.divisor_override)
-        d = _divisors(geo.h, geo.w, self._k, self._s, self._p, geo.oh, geo.ow, self.count_include_pad)
-        if isinstance(d, float):
-            return d
-        rows, cols = d
-        return xp.asarray(rows, dtype=dtype, device=device)[:, None] * xp.asarray(cols, dtype=dtype, device=device)[None, :]
-
     def forward(self, x):
         xp = require_float(self._tag(), x).xp
-        x4, unbatched, geo = self._geometry(x)
-        xpad = self._pad(xp, x4, geo, 0.0)
-        first, *rest = self._slices(xpad, geo)
-        divisor = self._divisor(xp, geo, x.dtype, x.device)
-        if not rest:
-            y = xp.asarray(first, copy=True)  # a 1x1 kernel: still a fresh array, never a view of x
-        else:
-            y = first + rest[0]
-            for s in rest[1:]:
-                y += s  # y is our own fresh array
+        xb, unbatched, geo = self._geometry(x)
+        y = window_sum(self, xp, xb, geo)
+        divisor = window_divisor(self, xp, geo, self.count_include_pad, self.divisor_override, x.dtype, x.device)
         if not (isinstance(divisor, float) and divisor == 1.0):
             y /= divisor
-        y = y[0, ...] if unbatched else y
+        y = unbatch(y, unbatched)
         self.save_for_backward(geo, unbatched, divisor, Signature(y))  # dx does not depend on x
         return y
 
@@ -102,13 +122,45 @@ class AvgPool2d(Pool2d):
         geo, unbatched, divisor, out = self.saved()
         if dy is None or not input_grad:
             return None
-        dy = self._dy4(dy, out, geo, unbatched)  # of the output's dtype: the divisor's too
+        dy = self._dy(dy, out, geo, unbatched)  # of the output's dtype: the divisor's too
         xp = backends.namespace_of(dy)
-        g = dy / divisor
-        dx, put = self._grad_buffer(xp, geo, dy.dtype, dy.device)
-        for i, j in self._offsets:
-            put(dx, i, j, g)
-        return self._input_grad(dx, geo, unbatched)
+        return self._input_grad(window_sum_grad(self, xp, dy / divisor, geo), geo, unbatched)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPool):
+    """Mean over each window of ``(N, C, L)`` (or ``(C, L)``), as ``torch.nn.AvgPool1d``:
+    ``y[n, c, a] = (1 / D[a]) sum_{i < k} xpad[n, c, a*s + i]``, the divisor ``D`` as in
+    :class:`_AvgPool` (torch's AvgPool1d has no ``divisor_override``). Shapes: ``(N, C, L) ->
+    (N, C, OL)``, ``OL = (L + 2p - k) // s + 1`` (rounded up with ``ceil_mode``). Its arguments
+    are stored as 1-tuples, as torch stores them."""
+
+    nd = 1
+    _config_fields = ('kernel_size', 'stride', 'padding', 'ceil_mode', 'count_include_pad')
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self.kernel_size, self.stride, self.padding = self._k, self._s, self._p
+
+
+class AvgPool2d(_AvgPool):
+    """Mean over each ``KH x KW`` window, as ``torch.nn.AvgPool2d``.
+
+    ``y[n, c, a, b] = (1 / D[a, b]) * sum_{i < KH, j < KW} xpad[n, c, a*SH + i, b*SW + j]``, where
+    ``xpad`` is the input padded with zeros, the divisor ``D`` as in :class:`_AvgPool`. Shapes:
+    ``(N, C, H, W) -> (N, C, OH, OW)`` (or 3-D), ``OH = (H + 2*PH - KH) // SH + 1`` (rounded up
+    with ``ceil_mode``) and likewise ``OW``."""
+
+    nd = 2
+
+
+class AvgPool3d(_AvgPool):
+    """Mean over each ``KD x KH x KW`` window of ``(N, C, D, H, W)`` (or ``(C, D, H, W)``), as
+    ``torch.nn.AvgPool3d``; the divisor as in :class:`_AvgPool`. Each spatial axis gives
+    ``(L + 2p - k) // s + 1`` windows (rounded up with ``ceil_mode``). An input smaller than the
+    kernel whose padded size has a window is pooled, as the 1-D and 2-D pools (and torch's other
+    pools) do; torch's AvgPool3d alone refuses it."""
+
+    nd = 3
