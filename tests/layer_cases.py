@@ -84,8 +84,16 @@ def floats(*shape):
 
 
 def inputs_to(be, arrays, dtype):
-    """The numpy ``arrays`` on backend ``be``: float64 ones in ``dtype``, the rest as they are."""
-    return tuple(be.asarray(a, dtype=dtype if a.dtype == np.float64 else None) for a in arrays)
+    """The numpy ``arrays`` on backend ``be``: float64 ones in ``dtype``, the rest as they are;
+    a tuple among them (an LSTM's ``(h0, c0)``) stays a tuple, and None, flags and numbers
+    (a mask not given, ``need_weights``) pass through."""
+    def one(a):
+        if isinstance(a, tuple):
+            return tuple(one(e) for e in a)
+        if a is None or isinstance(a, (bool, int, float, str)):
+            return a
+        return be.asarray(a, dtype=dtype if a.dtype == np.float64 else None)
+    return tuple(one(a) for a in arrays)
 
 
 def build(case, be, dtype):

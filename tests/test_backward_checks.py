@@ -144,9 +144,12 @@ def test_gradients_have_the_shape_dtype_and_place_of_what_they_differentiate(bac
     grads = run_backward(layer, backend.asarray(np.ones(tuple(y.shape)), dtype=dtype), outs)
     if len(inputs) == 1 or (isinstance(layer, xn.Loss) and not isinstance(grads, tuple)):
         grads = (grads,)  # a two-input loss gives d/dpred only (target_grad=False); others a tuple
-    for x, g in zip(inputs, grads):
-        if not backend.is_float(x.dtype):
-            assert g is None, f"{case.id}: an integer input got a gradient"
+    pairs = list(zip(inputs, grads))
+    while any(isinstance(x, tuple) for x, _ in pairs):  # an LSTM's (h0, c0) and its (dh0, dc0)
+        pairs = [q for x, g in pairs for q in (zip(x, g) if isinstance(x, tuple) else [(x, g)])]
+    for x, g in pairs:
+        if x is None or isinstance(x, (bool, int, float, str)) or not backend.is_float(x.dtype):
+            assert g is None, f"{case.id}: an integer input, a mask or a constant got a gradient"
             continue
         assert backend.owns(g) and g.device == x.device, f"{case.id}: dx is a {type(g).__name__} on {getattr(g, 'device', '?')}"
         assert g.dtype == x.dtype and tuple(g.shape) == tuple(x.shape), (case.id, g.dtype, g.shape, x.shape)

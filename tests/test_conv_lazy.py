@@ -106,6 +106,20 @@ def test_initialize_parameters_and_load_state_dict_materialize(backend):
     assert still.has_uninitialized_params()
 
 
+def test_a_net_with_an_unrun_lazy_layer_loads_a_saved_state(backend):
+    """A saved net loads into a fresh one with lazy layers before any dry run (torch's lazy load)."""
+    with backends.use(backend):
+        trained = xn.Sequential(xn.LazyConv1d(4, 3), xn.ReLU(), xn.Residual(xn.LazyConv1d(4, 1)))
+        x = backend.rng.normal((2, 5, 7))
+        y = trained(x)
+        fresh = xn.Sequential(xn.LazyConv1d(4, 3), xn.ReLU(), xn.Residual(xn.LazyConv1d(4, 1)))
+        fresh.load_state_dict(trained.state_dict())
+    assert [type(m).__name__ for _, m in fresh.named_modules()][1:] == ["Conv1d", "ReLU", "Residual", "Conv1d"]
+    np.testing.assert_array_equal(host(fresh(x)), host(y))
+    with pytest.raises(KeyError, match=r"missing keys \['0.weight', '0.bias'\]"):
+        xn.Sequential(xn.Conv1d(5, 4, 3)).load_state_dict({})
+
+
 def test_interop_before_and_after_the_first_forward(torch):
     net = xn.Sequential(xn.LazyConv1d(3, 2), xn.ReLU(), xn.LazyConvTranspose1d(2, 3, stride=2))
     t = xn.to_torch(net)

@@ -447,3 +447,74 @@ def test_rejects_non_arrays():
 def test_requires_a_layer(backend):
     with pytest.raises(TypeError, match="gradcheck expected a Layer or a Loss, got function"):
         gradcheck(lambda x: x, randn(backend, (2, 3)))
+
+
+# -- nested tuples, constants and keyword arguments (the sequence layers' contract) --------------
+
+class Recur(xn.Layer):
+    """A toy recurrent step with LSTM's shapes of inputs and outputs:
+    ``forward(x, state=None, flag=True, *, mask=None) -> (y, (h, c), None)`` with
+    ``h = x * a + b``, ``c = b * b``, ``y = h @ W.T`` (masked to 0 where ``mask``; ``a = b = 1``
+    without a state); backward returns ``dx``, or ``(dx, (da, db), None)`` when a state was given."""
+
+    def __init__(self, d, broken=None):
+        self.weight = _param((d, d))
+        self.broken = broken
+
+    def forward(self, x, state=None, flag=True, *, mask=None):
+        xp = backends.namespace_of(x)
+        a, b = state if state is not None else (xp.ones_like(x), xp.ones_like(x))
+        keep = xp.ones_like(x) if mask is None else xp.astype(xp.logical_not(mask), x.dtype)
+        h = x * a + b
+        self.save_for_backward(x, a, b, h, keep, state is not None, flag)
+        return (h @ self.weight.data.T) * keep, (h, b * b), None
+
+    def backward(self, dy, dstate=None, dnone=None, input_grad=True):
+        x, a, b, h, keep, stated, flag = self.saved()
+        dh_state, dc = dstate if dstate is not None else (None, None)
+        dz = dy * keep
+        self.weight.accumulate(dz.T @ h if dz.ndim == 2 else dz[..., None] * h)
+        if not input_grad:
+            return None
+        dh = dz @ self.weight.data + (0 if dh_state is None else dh_state)
+        if not stated:
+            return dh * a
+        db = dh + (0 if dc is None else 2 * b * dc)
+        if self.broken == "flat":
+            return dh * a, dh * x, db, None
+        if self.broken == "constant":
+            return dh * a, (dh * x, db), dh
+        return dh * a, (dh * x, db), None
+
+
+def _state(backend):
+    return (randn(backend, (4, 3)), randn(backend, (4, 3)))
+
+
+def test_nested_outputs_and_tuple_inputs_pass(backend):
+    mask = backend.asarray(np.array([[True, False, False]] * 4))
+    assert gradcheck(Recur(3), randn(backend, (4, 3)))
+    assert gradcheck(Recur(3), randn(backend, (4, 3)), _state(backend), False)
+    assert gradcheck(Recur(3), randn(backend, (4, 3)), _state(backend), True, kwargs={"mask": mask})
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("flat", r"expected a tuple of 3 input gradients, got a tuple of 4"),
+    ("constant", r"input 2 \(a constant\) has no gradient: backward must return None for it"),
+])
+def test_catches_a_wrong_nested_gradient(backend, broken, message):
+    with pytest.raises(GradcheckError, match=message):
+        gradcheck(Recur(3, broken), randn(backend, (4, 3)), _state(backend), False)
+
+
+def test_a_wrong_gradient_of_a_state_is_named_by_its_place(backend):
+    class Off(Recur):
+        def backward(self, *a, **k):
+            out = super().backward(*a, **k)
+            if isinstance(out, tuple):
+                dx, (da, db), dn = out
+                return dx, (da, db * 1.5), dn
+            return out
+
+    with pytest.raises(GradcheckError, match=r"input 1\[1\], direction 0: numeric"):
+        gradcheck(Off(3), randn(backend, (4, 3)), _state(backend), False)

@@ -49,7 +49,11 @@ def _cotangents(be, outs, is_loss):
     if is_loss:
         (y,) = outs
         return [1.0 if y.ndim == 0 else be.xp.ones_like(y)]
-    return [be.xp.ones_like(y) if be.is_float(y.dtype) else None for y in outs]
+    def one(y):
+        if isinstance(y, tuple):  # LSTM's (h_n, c_n)
+            return tuple(one(e) for e in y)
+        return be.xp.ones_like(y) if y is not None and be.is_float(y.dtype) else None
+    return [one(y) for y in outs]
 
 
 # -- every layer and loss -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import xpnet as xn
 from xpnet import backends
 from xpnet.nets import spec as spec_mod
-from xpnet.testing import gradcheck
+from xpnet.testing import _tree as tree, gradcheck
 from tests.conftest import BACKEND_PARAMS, host
 from tests.layer_cases import CASES, build, covered_classes, inputs_to
 
@@ -94,6 +94,30 @@ def test_torch_parity(torch, place, case, dtype):
         _parity(torch, case, backend, dtype)
 
 
+def _grad_leaves(g, shape):
+    """One gradient per leaf of an input of tree ``shape`` (a None for a tuple: None for each)."""
+    if g is None:
+        return [None] * len(tree.paths(shape))
+    return tree.flatten(g)[0] if isinstance(shape, tuple) else [g]
+
+
+def _needs_grad(t):
+    return getattr(t, "requires_grad", False)
+
+
+def _torch_inputs(torch, arrays, dtype):
+    """The case's numpy inputs as torch tensors (float ones in ``dtype``, requiring grad), with
+    tuples and constants kept."""
+    def one(a):
+        if isinstance(a, tuple):
+            return tuple(one(e) for e in a)
+        if a is None or isinstance(a, (bool, int, float, str)):
+            return a
+        t = torch.from_numpy(a.astype(dtype) if a.dtype == np.float64 else a)
+        return t.requires_grad_(True) if t.is_floating_point() else t
+    return tuple(one(a) for a in arrays)
+
+
 def _parity(torch, case, backend, dtype):
     tol = TOL.get(dtype, case.tol32)
     layer = build(case, backend, dtype)
@@ -101,39 +125,44 @@ def _parity(torch, case, backend, dtype):
     rng = np.random.default_rng(case.seed())
     arrays = case.inputs(rng)
     xs = inputs_to(backend, arrays, dtype)
-    ts = [torch.from_numpy(a.astype(dtype) if a.dtype == np.float64 else a) for a in arrays]
-    for t in ts:
-        if t.is_floating_point():
-            t.requires_grad_(True)
-    ys = layer(*xs)
-    tys = module(*ts)
-    ys = ys if isinstance(ys, tuple) else (ys,)
-    tys = tys if isinstance(tys, tuple) else (tys,)
-    assert len(ys) == len(tys), f"{len(ys)} outputs, torch gives {len(tys)}"
+    tin = _torch_inputs(torch, arrays, dtype)
+    ts, in_shape = tree.flatten(tin)
+    out = layer(*xs)
+    tout = module(*tin)
+    ys, out_shape = tree.flatten(out)
+    tys, tshape = tree.flatten(tout)
+    assert out_shape == tshape, f"outputs shaped {out_shape}, torch's {tshape}"
     for k, (y, ty) in enumerate(zip(ys, tys)):
-        _close(y, ty, tol, f"output {k}")
+        assert (y is None) == (ty is None), f"output {k}: {y is None and 'None' or 'an array'}, torch's {ty is None and 'None' or 'a tensor'}"
+        if y is not None:
+            _close(y, ty, tol, f"output {k}")
 
     is_loss = isinstance(layer, xn.Loss)
     cts, tcts, touts = [], [], []
     for y, ty in zip(ys, tys):
-        if not ty.is_floating_point():
+        if ty is None or not ty.is_floating_point():
             cts.append(None)
             continue
         w = np.asarray(rng.standard_normal(tuple(ty.shape))).astype(dtype)
         cts.append(float(w) if is_loss and w.ndim == 0 else backends.backend_of(y).asarray(w))
         tcts.append(torch.from_numpy(w))
         touts.append(ty)
+    cts = tree.unflatten(out_shape, cts)
+    if not isinstance(out_shape, tuple):
+        cts = (cts,)
     grads = layer.backward(*cts, target_grad=True) if is_loss else layer.backward(*cts)
-    grads = list(grads) if isinstance(grads, tuple) else [grads]
-    assert len(grads) == len(xs)
+    if len(xs) == 1 and not is_loss:
+        grads = (grads,)
+    assert isinstance(grads, tuple) and len(grads) == len(xs), f"backward gave {grads!r:.80} for {len(xs)} inputs"
+    grads = [leaf for g, s in zip(grads, in_shape) for leaf in _grad_leaves(g, s)]
     tparams = dict(module.named_parameters())
     trained = [(n, p) for n, p in layer.named_parameters() if p.requires_grad]
-    wrt = [t for t in ts if t.requires_grad] + [tparams[n] for n, _ in trained]
+    wrt = [t for t in ts if _needs_grad(t)] + [tparams[n] for n, _ in trained]
     tgrads = list(torch.autograd.grad(touts, wrt, tcts, allow_unused=True))
     tgrads = [torch.zeros_like(w) if g is None else g for g, w in zip(tgrads, wrt)]
     for i, (g, t) in enumerate(zip(grads, ts)):
-        if not t.requires_grad:
-            assert g is None, f"input {i} ({t.dtype}) must get no gradient"
+        if not _needs_grad(t):
+            assert g is None, f"input {i} ({getattr(t, 'dtype', t)!r}) must get no gradient"
             continue
         assert g is not None, f"input {i}: no gradient"
         _close(g, tgrads.pop(0), tol, f"gradient of input {i}")

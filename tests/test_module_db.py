@@ -31,6 +31,7 @@ import pytest
 
 import xpnet as xn
 from xpnet import backends
+from xpnet.testing import _tree as tree
 from tests.conftest import BACKEND_PARAMS
 
 RTOL = 1e-10
@@ -97,6 +98,8 @@ def _to_xpnet(be, v):
 
     if isinstance(v, torch.Tensor):
         return be.asarray(v.detach().cpu().numpy(), copy=True)
+    if isinstance(v, torch.nn.Module):  # TransformerEncoder's encoder_layer: xpnet's own, same weights
+        return xn.from_torch(v, backend=be, dtype="float64")
     if isinstance(v, (list, tuple)):
         return type(v)(_to_xpnet(be, e) for e in v)
     if isinstance(v, dict):
@@ -185,12 +188,15 @@ def check_sample(name, mode, index, spec="numpy"):
     except Exception as e:
         raise Refused(f"{type(e).__name__}: {e}") from e
     touts = module(*targs)
-    ys = ys if isinstance(ys, tuple) else (ys,)
-    touts = touts if isinstance(touts, tuple) else (touts,)
-    if len(ys) != len(touts):
-        raise Mismatch(f"{len(ys)} outputs, torch gives {len(touts)}")
+    ys, yshape = tree.flatten(ys)
+    touts, tshape = tree.flatten(touts)
+    if yshape != tshape:
+        raise Mismatch(f"outputs shaped {_shape_str(yshape)}, torch's {_shape_str(tshape)}")
     for k, (y, t) in enumerate(zip(ys, touts)):
-        _compare(y, t, f"output {k}")
+        if (y is None) != (t is None):
+            raise Mismatch(f"output {k}: {'None' if y is None else 'an array'}, torch gives {'None' if t is None else 'a tensor'}")
+        if y is not None:
+            _compare(y, t, f"output {k}")
     ours = layer.state_dict()
     for k, v in module.state_dict().items():
         if k not in ours:
@@ -200,16 +206,19 @@ def check_sample(name, mode, index, spec="numpy"):
     is_loss = isinstance(layer, xn.Loss)
     cts, tcts, used = [], [], []
     for y, t in zip(ys, touts):
-        if not (t.is_floating_point() and t.requires_grad):
+        if t is None or not (t.is_floating_point() and t.requires_grad):
             cts.append(None)
             continue
         w = np.asarray(rng.standard_normal(tuple(t.shape)))
         cts.append(float(w) if is_loss and w.ndim == 0 else be.asarray(w))
         tcts.append(torch.from_numpy(w))
         used.append(t)
+    cts = tree.unflatten(yshape, cts)
+    cts = cts if isinstance(yshape, tuple) else (cts,)
+    tleaves, in_shape = tree.flatten(tuple(targs))
     tparams = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    wrt_inputs = [i for i, a in enumerate(targs) if isinstance(a, torch.Tensor) and a.requires_grad]
-    wrt = [targs[i] for i in wrt_inputs] + [p for _, p in tparams]
+    wrt_inputs = [i for i, a in enumerate(tleaves) if isinstance(a, torch.Tensor) and a.requires_grad]
+    wrt = [tleaves[i] for i in wrt_inputs] + [p for _, p in tparams]
     tgrads = []
     if used and wrt:
         tgrads = [torch.zeros_like(w) if g is None else g
@@ -223,19 +232,29 @@ def check_sample(name, mode, index, spec="numpy"):
         raise Refused(f"backward: {type(e).__name__}: {e}") from e
     if not used:
         return
-    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    grads = list(grads) if isinstance(grads, tuple) and (len(xargs) > 1 or is_loss) else [grads]
     if len(grads) != len(xargs):
         raise Mismatch(f"backward returned {len(grads)} input gradients for {len(xargs)} inputs")
+    leaves = []
+    for i, (g, shape) in enumerate(zip(grads, in_shape)):
+        n = len(tree.paths(shape))
+        if g is None or not isinstance(shape, tuple):
+            leaves += [g] * n if g is None else [g]
+        elif not isinstance(g, tuple) or len(tree.flatten(g)[0]) != n:
+            raise Mismatch(f"input {i} is a tuple of {n} tensors; xpnet's gradient is {type(g).__name__}")
+        else:
+            leaves += tree.flatten(g)[0]
+    grads = leaves
     for i, tg in zip(wrt_inputs, tgrads):
         # one tensor passed as several inputs (KLDivLoss's scalar samples): torch's gradient is the sum
-        same = [k for k in wrt_inputs if targs[k] is targs[i]]
+        same = [k for k in wrt_inputs if tleaves[k] is tleaves[i]]
         if any(grads[k] is None for k in same):
             raise Mismatch(f"input {i}: xpnet gives no gradient, torch does")
         g = grads[same[0]]
         for k in same[1:]:
             g = be.xp.asarray(g + grads[k])  # numpy gives a scalar for 0-d sums
         _compare(g, tg, f"gradient of input {i}" + (f" (the sum over inputs {same}: one tensor)" if len(same) > 1 else ""))
-    for i, a in enumerate(targs):
+    for i, a in enumerate(tleaves):
         if isinstance(a, torch.Tensor) and not a.is_floating_point() and grads[i] is not None:
             raise Mismatch(f"input {i} ({a.dtype}) must get no gradient")
     for (pname, _), tg in zip(tparams, tgrads[len(wrt_inputs):]):
@@ -243,6 +262,10 @@ def check_sample(name, mode, index, spec="numpy"):
         if g is None:
             raise Mismatch(f"{pname}: xpnet gives no gradient, torch does")
         _compare(g, tg, f"gradient of {pname}")
+
+
+def _shape_str(shape):
+    return "one output" if shape is None else str(shape).replace("None", "x")
 
 
 def run_one(name, mode, index, spec="numpy"):

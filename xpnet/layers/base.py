@@ -410,7 +410,14 @@ class Layer:
 
         Every value is converted to the backend, device and dtype of the entry it
         replaces. Missing or unexpected keys and shape mismatches raise ``KeyError``/``ValueError``.
+        A lazy layer below this one that has not run yet takes its shapes from ``state`` first
+        (as torch's lazy modules do), so a saved net loads into a fresh one before any dry run.
         """
+        for name, m in list(self.named_modules()):
+            if name and getattr(m, "has_uninitialized_params", None) and m.has_uninitialized_params():
+                sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+                if sub:
+                    m.load_state_dict(sub, strict=False)
         slots = {full: (owner, attr, is_param) for full, owner, attr, is_param in self.state_entries()}
         missing = [k for k in slots if k not in state]
         unexpected = [k for k in state if k not in slots]

@@ -36,8 +36,15 @@ _TORCH_ONLY: dict = {}
 # arguments that torch.nn takes as tensors and xpnet's config gives as lists of numbers
 _TENSOR_ARGS = ("weight", "pos_weight", "_random_samples")
 
-# (type, constructor argument) -> the attribute a torch module keeps it under, where the names differ
-_TORCH_ATTRS = {("PairwiseDistance", "p"): "norm"}
+# (type, constructor argument) -> the attribute a torch module keeps it under, where the names
+# differ, or a function of the module that reads it (torch's TransformerEncoderLayer keeps no
+# d_model: it is its self_attn's embed_dim)
+_TORCH_ATTRS = {
+    ("PairwiseDistance", "p"): "norm",
+    # recurrent layers
+    # attention
+    # transformers
+}
 
 _BUILTIN_TWINS: dict = {}
 
@@ -233,8 +240,12 @@ def _spec_from_torch(torch, m, where, twins):
             raise ValueError(f"from_torch: {where} ({kind}) has {opt}={value!r}; xpnet implements only {opt}={allowed[0]!r}")
     out = {"type": kind}
     for f in fields:
-        v = getattr(m, _TORCH_ATTRS.get((kind, f), f))
-        if f == "bias":
+        attr = _TORCH_ATTRS.get((kind, f), f)
+        v = attr(m) if callable(attr) else getattr(m, attr)
+        if isinstance(v, torch.nn.Module):  # a layer-valued argument (TransformerEncoder's encoder_layer)
+            out[f] = _spec_from_torch(torch, v, f"{where}.{f}", twins)
+            continue
+        if f == "bias" and not isinstance(v, bool):
             v = v is not None
         elif isinstance(v, torch.Tensor):  # e.g. a loss's class weights
             v = v.tolist()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 
 from .. import backends
+from . import _tree
 from ..layers.base import Layer, no_grad
 from ..validate import positive_int, positive_real
 
@@ -77,19 +78,47 @@ def _matches(g, a):
     )
 
 
-def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, check_accumulation=True, seed=0):
+def _leaf_backend(what, a):
+    """The backend of an array leaf, or None for a constant (None, a flag, a number, a string)."""
+    if a is None or isinstance(a, (bool, int, float, str)):
+        return None
+    return _array_backend(what, a)
+
+
+def _grad_leaves(g, shape, what, errors):
+    """The gradient ``g`` of an input of tree ``shape``, as one leaf per input leaf (None where
+    it gives none); a wrong form is an error."""
+    n = len(_tree.paths(shape))
+    if not isinstance(shape, tuple):
+        return [g]
+    if g is None:
+        return [None] * n
+    if not isinstance(g, tuple) or len(g) != len(shape):
+        got = f"a tuple of {len(g)}" if isinstance(g, tuple) else type(g).__name__
+        errors.append(f"{what}: expected a tuple of {len(shape)} gradients (the input is a tuple), got {got}")
+        return [None] * n
+    return [leaf for e, s in zip(g, shape) for leaf in _grad_leaves(e, s, what, errors)]
+
+
+def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, check_accumulation=True, seed=0,
+              kwargs=None):
     """Check ``module``'s backward against central finite differences; return True or raise.
 
     Args:
-        module: a Layer (``y = module(*inputs)``, one array or a tuple; ``module.backward(*dys)``)
-            or a Loss (``L = module(pred, target)``; ``module.backward(dL, target_grad=True)``
+        module: a Layer (``y = module(*inputs, **kwargs)``: one array, or a tuple of outputs
+            that may hold tuples and None, as LSTM's ``(output, (h_n, c_n))``;
+            ``module.backward(*dys)`` with one cotangent per output, in the same structure) or
+            a Loss (``L = module(pred, target)``; ``module.backward(dL, target_grad=True)``
             gives ``(dpred, dtarget)``).
-        inputs: the arrays the module is called with; float ones must be float64 (they are
-            checked), integer ones (indices, class labels) get no gradient.
+        inputs: what the module is called with: arrays (float ones must be float64, and are
+            checked; integer and boolean ones (indices, labels, masks) get no gradient), tuples
+            of arrays (an LSTM's ``(h0, c0)``, whose gradient is a tuple or None), and constants
+            (None, flags, numbers), which get None.
         eps, rtol, atol: step and tolerances; mismatch when ``|num - ana| > atol + rtol * max(|num|, |ana|)``.
         directions: how many random directions per float input and per trainable parameter.
         check_accumulation: also check that a second backward adds the same gradients again.
         seed: seeds gradcheck's own generator of cotangents and directions.
+        kwargs: keyword arguments of every forward call (masks, flags); never differentiated.
 
     Raises:
         ValueError: a float input or a parameter is not float64.
@@ -101,13 +130,16 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
         raise TypeError("gradcheck expected at least one input: gradcheck(module, x, ...)")
     positive_int("gradcheck", "directions", directions)
     positive_real("gradcheck", "eps", eps)
+    kwargs = dict(kwargs or {})
     is_loss = _is_loss(module)
-    in_bes = [_array_backend(f"input {i}", a) for i, a in enumerate(inputs)]
+    leaves, in_shape = _tree.flatten(tuple(inputs))
+    leaf_names = [f"input {p[1:].replace(']', '', 1)}" for p in _tree.paths(in_shape)]  # "input 1[0]"
+    in_bes = [_leaf_backend(n, a) for n, a in zip(leaf_names, leaves)]
     params = list(module.named_parameters())
     trained = [(n, p) for n, p in params if p.requires_grad]
     frozen = [(n, p) for n, p in params if not p.requires_grad]
-    is_float = [be.is_float(a.dtype) for be, a in zip(in_bes, inputs)]
-    named = [(f"input {i}", be, a) for i, (be, a, f) in enumerate(zip(in_bes, inputs, is_float)) if f]
+    is_float = [be is not None and be.is_float(a.dtype) for be, a in zip(in_bes, leaves)]
+    named = [(n, be, a) for n, be, a, f in zip(leaf_names, in_bes, leaves, is_float) if f]
     named += [(n, backends.backend_of(p.data), p.data) for n, p in params]
     for name, be, a in named:
         if be.dtype_name(a.dtype) != "float64":
@@ -116,7 +148,7 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
                 "call module.to(dtype='float64') and pass a float64 input"
             )
 
-    places = {id(be): be for be in in_bes + [be for _, be, _ in named]}
+    places = {id(be): be for be in [b for b in in_bes if b is not None] + [be for _, be, _ in named]}
     resets = [_rng_reset(be) for be in places.values()]  # dropout draws from its input's backend
     modules = [m for _, m in module.named_modules()]
     pending = [m.pending for m in modules]
@@ -125,27 +157,34 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
     rng = backends.host.generator(seed)
     hx = backends.host.host_namespace()
     tag = repr(module)
+    out_shape = None
 
-    def forward(args):
+    def forward(flat):
+        nonlocal out_shape
         for r in resets:
             r()
-        out = module(*args)
-        return out if isinstance(out, tuple) else (out,)
+        out = module(*_tree.unflatten(in_shape, flat), **kwargs)
+        ys, out_shape = _tree.flatten(out)
+        return ys
 
     def backward(cts, input_grad):
         kw = {"input_grad": input_grad}
         if is_loss and input_grad:
             kw["target_grad"] = True
-        return module.backward(*cts, **kw)
+        structured = _tree.unflatten(out_shape, cts)
+        return module.backward(*structured, **kw) if isinstance(out_shape, tuple) else module.backward(structured, **kw)
 
     try:
         for _, p in params:
             p.grad = None
-        outs = forward(inputs)
-        tuple_out = len(outs) > 1
+        outs = forward(leaves)
         errors = []
         cts, hosts = [], []  # cotangents as passed to backward, and their host copies
         for k, y in enumerate(outs):
+            if y is None:  # an output the layer was asked not to give (attention weights)
+                cts.append(None)
+                hosts.append(None)
+                continue
             be = _array_backend(f"output {k}", y)
             if not be.is_float(y.dtype):
                 cts.append(None)
@@ -159,9 +198,9 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
         if errors:
             raise GradcheckError(f"gradcheck failed for {tag}:\n  " + "\n  ".join(errors))
 
-        def scalar(args):
+        def scalar(flat):
             with no_grad():
-                ys = forward(args)
+                ys = forward(flat)
             total = 0.0
             for y, w in zip(ys, hosts):
                 if w is not None:
@@ -169,27 +208,28 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
             return total
 
         def grads_of(result, what):
-            """The returned input gradients as a list, one per input; errors for a wrong form."""
+            """The returned input gradients as one leaf per input leaf; errors for a wrong form."""
             several = is_loss or len(inputs) > 1
             if not several:
-                if isinstance(result, tuple):
+                if isinstance(result, tuple) and not isinstance(in_shape[0], tuple):
                     errors.append(f"{what}: a one-input layer must return one array (or None), got a tuple of {len(result)}")
-                    return [None]
-                return [result]
+                    return [None] * len(leaves)
+                return _grad_leaves(result, in_shape[0], what, errors)
             if not isinstance(result, tuple) or len(result) != len(inputs):
                 got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
                 errors.append(f"{what}: expected a tuple of {len(inputs)} input gradients, got {got}")
-                return [None] * len(inputs)
-            return list(result)
+                return [None] * len(leaves)
+            return [leaf for g, s in zip(result, in_shape) for leaf in _grad_leaves(g, s, what, errors)]
 
         dxs = grads_of(backward(cts, True), "backward")
-        for i, (g, a, be, f) in enumerate(zip(dxs, inputs, in_bes, is_float)):
+        for name, g, a, be, f in zip(leaf_names, dxs, leaves, in_bes, is_float):
             if not f:
                 if g is not None:
-                    errors.append(f"input {i} ({be.dtype_name(a.dtype)}) has no gradient: backward must return None for it")
+                    what = "a constant" if be is None else be.dtype_name(a.dtype)
+                    errors.append(f"{name} ({what}) has no gradient: backward must return None for it")
             elif g is None or not hasattr(g, "shape") or not _matches(g, a):
                 errors.append(
-                    f"input {i}: the gradient must match the input ({_describe(be, a)}), got "
+                    f"{name}: the gradient must match the input ({_describe(be, a)}), got "
                     + ("None" if g is None else _describe(be, g) if hasattr(g, "shape") else type(g).__name__)
                 )
         grads = [p.grad for _, p in trained]
@@ -208,18 +248,18 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
         host_dxs = [None if g is None else backends.to_numpy(g) for g in dxs]
         host_grads = [backends.to_numpy(g) for g in grads]
         for k in range(directions):
-            for i, (a, be, f) in enumerate(zip(inputs, in_bes, is_float)):
+            for i, (name, a, be, f) in enumerate(zip(leaf_names, leaves, in_bes, is_float)):
                 if not f:
                     continue
                 v = rng.standard_normal(tuple(a.shape))
                 dv = be.asarray(v * eps)
                 # asarray: numpy turns 0-d arithmetic into a scalar, which is not an array
-                args_p = inputs[:i] + (be.xp.asarray(a + dv),) + inputs[i + 1:]
-                args_m = inputs[:i] + (be.xp.asarray(a - dv),) + inputs[i + 1:]
+                args_p = leaves[:i] + [be.xp.asarray(a + dv)] + leaves[i + 1:]
+                args_m = leaves[:i] + [be.xp.asarray(a - dv)] + leaves[i + 1:]
                 num = (scalar(args_p) - scalar(args_m)) / (2 * eps)
                 ana = float(hx.sum(host_dxs[i] * v))
                 if not _close(num, ana, rtol, atol):
-                    errors.append(f"input {i}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
+                    errors.append(f"{name}, direction {k}: numeric {num:.10g} vs analytic {ana:.10g}")
             for (name, p), g in zip(trained, host_grads):
                 v = rng.standard_normal(tuple(p.shape))
                 base = p.data
@@ -227,9 +267,9 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
                 dv = pb.asarray(v * eps)
                 try:
                     p.data = pb.xp.asarray(base + dv)
-                    fp = scalar(inputs)
+                    fp = scalar(leaves)
                     p.data = pb.xp.asarray(base - dv)
-                    fm = scalar(inputs)
+                    fm = scalar(leaves)
                 finally:
                     p.data = base
                 num = (fp - fm) / (2 * eps)
@@ -240,9 +280,9 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
         # input_grad=False: no input gradient, the same parameter gradients
         for _, p in trained:
             p.grad = None
-        forward(inputs)
+        forward(leaves)
         result = backward(cts, False)
-        if not (result is None or (isinstance(result, tuple) and all(r is None for r in result))):
+        if any(r is not None for r in _tree.flatten(result)[0]):
             errors.append("backward(..., input_grad=False) must return None for every input")
         for (name, p), g in zip(trained, host_grads):
             if p.grad is None:
@@ -254,7 +294,7 @@ def gradcheck(module, *inputs, eps=1e-6, rtol=1e-5, atol=1e-8, directions=3, che
 
         if check_accumulation and trained and all(p.grad is not None for _, p in trained):
             firsts = [backends.to_numpy(p.grad) for _, p in trained]
-            forward(inputs)
+            forward(leaves)
             backward(cts, True)
             for (name, p), g, first in zip(trained, host_grads, firsts):
                 expect = first + g
