@@ -2,6 +2,7 @@
 
     python benchmarks/layer_steps.py                 # issue 11's targets: GELU, SiLU, LayerNorm, GroupNorm, Conv1d, ConvTranspose2d
     python benchmarks/layer_steps.py --layers GELU,Mish --shape 64,4096 --dtype float64 --backends numpy,torch
+    python benchmarks/layer_steps.py --no-fused      # numpy without its fused kernels (the array-API code)
 
 Each layer has its own input shape (``--shape`` replaces it for every layer named); the
 cotangent has the output's shape.
@@ -11,12 +12,16 @@ the same input and cotangent. xpnet: ``y = layer(x); layer.backward(dy)``; torch
 y.backward(dy)`` on a fresh leaf. Rounds alternate xpnet and torch; each reports the median of
 its repeats, and the table the median over rounds, with throughput ratio = torch time / xpnet time
 (>= 1: xpnet is faster), and the same from the fastest repeats (steadier on a loaded machine).
-Not a test: timings move 10-20% between runs on a shared machine.
+Not a test: timings move 10-20% between runs on a shared machine, whose load (the 1-minute load
+average, before and after) is printed with the table. On numpy in float32, GELU, SiLU, LayerNorm
+and GroupNorm run as fused kernels where numba is installed (``pip install 'xpnet[fast]'``;
+the header says whether); ``--no-fused`` times the array-API code they replace.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -58,6 +63,18 @@ def _times(step, repeats, inner):
     return statistics.median(times), min(times)
 
 
+def compare(xpnet_step, torch_step, rounds, repeats, inner):
+    """Rounds alternating the two steps: ``(xpnet median, torch median, xpnet fastest, torch
+    fastest, sorted per-round ratios torch/xpnet)``, in seconds per step."""
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(_times(xpnet_step, repeats, inner))
+        theirs.append(_times(torch_step, repeats, inner))
+    o, t = statistics.median(m for m, _ in ours), statistics.median(m for m, _ in theirs)
+    fo, ft = min(f for _, f in ours), min(f for _, f in theirs)
+    return o, t, fo, ft, sorted(tt / oo for (oo, _), (tt, _) in zip(ours, theirs))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", default="GELU,SiLU,LayerNorm,GroupNorm,Conv1d,ConvTranspose2d")
@@ -67,14 +84,21 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--inner", type=int, default=5)
+    ap.add_argument("--no-fused", action="store_true", help="numpy without its fused kernels")
     a = ap.parse_args(argv)
     import torch
     from threadpoolctl import threadpool_limits
 
+    from xpnet.backends import _fused
+
+    if a.no_fused:
+        os.environ[_fused.ENV_VAR] = "0"  # read on first use, which is below
     torch.set_num_threads(1)
     threadpool_limits(1)
     rng = np.random.default_rng(0)
-    print(f"training step, {a.dtype}, 1 thread, median of {a.rounds} rounds x {a.repeats} repeats")
+    fused, why = _fused.available()
+    print(f"training step, {a.dtype}, 1 thread, median of {a.rounds} rounds x {a.repeats} repeats; "
+          f"numpy fused kernels: {'on' if fused else 'off (' + why + ')'}; load {os.getloadavg()[0]:.2f}")
     print(f"{'layer':<16} {'input':<18} {'backend':<8} {'xpnet ms':>9} {'torch ms':>9} {'ratio':>6} {'fastest':>8} {'ratio':>6}")
     for name in a.layers.split(","):
         make, make_torch, shape = LAYERS[name]
@@ -102,15 +126,10 @@ def main(argv=None):
                 layer(x)
                 layer.backward(dy)
 
-            ours, theirs = [], []
-            for _ in range(a.rounds):
-                ours.append(_times(xpnet_step, a.repeats, a.inner))
-                theirs.append(_times(torch_step, a.repeats, a.inner))
-            o, t = statistics.median(m for m, _ in ours), statistics.median(m for m, _ in theirs)
-            fo, ft = min(f for _, f in ours), min(f for _, f in theirs)
-            spread = sorted(tt / oo for (oo, _), (tt, _) in zip(ours, theirs))
+            o, t, fo, ft, spread = compare(xpnet_step, torch_step, a.rounds, a.repeats, a.inner)
             print(f"{name:<16} {str(shape):<18} {spec:<8} {o * 1e3:>9.3f} {t * 1e3:>9.3f} {t / o:>6.2f} "
                   f"{fo * 1e3:>8.3f} {ft / fo:>6.2f}   rounds {spread[0]:.2f}-{spread[-1]:.2f}")
+    print(f"load {os.getloadavg()[0]:.2f} (1-minute average, {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

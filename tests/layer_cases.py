@@ -90,7 +90,7 @@ def inputs_to(be, arrays, dtype):
     def one(a):
         if isinstance(a, tuple):
             return tuple(one(e) for e in a)
-        if a is None or isinstance(a, (bool, int, float, str)):
+        if not isinstance(a, (np.ndarray, np.generic)):  # None, a flag, a number
             return a
         return be.asarray(a, dtype=dtype if a.dtype == np.float64 else None)
     return tuple(one(a) for a in arrays)

@@ -18,7 +18,8 @@ from xpnet.bench.flops import layer_flops, step_flops, workload_flops
 from xpnet.bench.settings import preset
 from xpnet.bench.sides import Side, peer
 from xpnet.bench.timing import Timing, summarize, time_step
-from xpnet.bench.workloads import WORKLOADS, Workload, host_batches, mlp_layers, width_workload
+from xpnet.bench.workloads import (DEFAULT_WORKLOADS, WORKLOADS, Workload, build_xpnet, host_batches, init_state,
+                                   mlp_layers, output_of, width_workload)
 from xpnet.cli import main as cli_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,6 +70,44 @@ def test_conv_flops_strided_grouped():
     # Hout = Wout = (9 + 2 - 3) // 2 + 1 = 5; forward 2 * Cout * Cin/groups * KH * KW * Hout * Wout
     assert [p["forward_per_sample"] for p in per] == [2 * 8 * 2 * 9 * 25, 2 * 200 * 3]
     assert step_flops(per, 2, "train") == 2 * (3 * (7200 + 1200) - 7200)
+
+
+@pytest.mark.parametrize("key, forward, spared", [
+    ("conv1d", 2 * 64 * 64 * 5 * 252, 2 * 64 * 64 * 5 * 252),  # Lout = 256 - 5 + 1
+    ("convt2d", 2 * 64 * 32 * 4 * 4 * 16 * 16, 2 * 64 * 32 * 4 * 4 * 16 * 16),  # weight x input positions
+    ("gru32", 2 * 40 * 3 * (32 * 32 + 32 * 32), 2 * 40 * 3 * 32 * 32),  # 3 gates; the input's share spared
+    ("lstm256", 2 * 40 * 4 * (256 * 256 + 256 * 256), 2 * 40 * 4 * 256 * 256),
+    # projections 2T(3d^2 + d^2 + 2 d ff), attention 2 x 2 T^2 d; the in-projection's input gradient spared
+    ("encoder", 2 * 64 * (4 * 128 * 128 + 2 * 128 * 512) + 4 * 64 * 64 * 128, 2 * 64 * 3 * 128 * 128),
+])
+def test_layer_workload_flops_by_hand(key, forward, spared):
+    wl = WORKLOADS[key]
+    assert workload_flops(wl, 2, "infer") == 2 * forward
+    assert workload_flops(wl, 2, "train") == 2 * (3 * forward - spared)
+
+
+def test_layer_workloads_data_and_defaults():
+    assert preset(False, 1).workloads == DEFAULT_WORKLOADS == ("mlp", "cnn", "wide", "tiny")
+    for key in ("conv1d", "convt2d", "gru32", "lstm32", "encoder"):
+        wl = WORKLOADS[key]
+        (x, y), = host_batches(wl, 2, seed=1, pool=1)
+        assert wl.loss == "mse" and str(y.dtype) == "float32" and y.shape == (2, *wl.out_shape)
+        assert output_of(build_xpnet(wl, "numpy")(x)).shape == y.shape  # the target fits the net's output
+
+
+@pytest.mark.parametrize("key", ["conv1d", "convt2d", "gru32", "lstm32", "encoder"])
+def test_layer_workload_matches_its_peer(torch, key):
+    """The xpnet step and the PyTorch peer's, from the same weights on the same data, give the
+    same losses (two training steps: the second after one SGD update), and the same outputs."""
+    from xpnet.bench.peer import PeerSide
+    from xpnet.bench.xpnet_side import XpnetSide
+
+    wl = WORKLOADS[key]
+    init, pool = init_state(wl, 0), host_batches(wl, 2, seed=2, pool=2)
+    for mode in ("train", "infer"):
+        _, ours = XpnetSide("numpy").make_step(wl, mode, init, pool)
+        _, theirs = PeerSide("cpu").make_step(wl, mode, init, pool)
+        assert ours == pytest.approx(theirs, rel=1e-4), mode
 
 
 def test_step_flops_rejects_unknown_mode():
@@ -207,7 +246,8 @@ def test_document_schema_reports_problems():
 # -- the command's errors --------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, message", [
     (["--backends", "numpy,tpu"], "unknown backends tpu; choose among numpy, torch, torch:cuda, cupy"),
-    (["--workloads", "resnet"], "unknown workloads resnet; choose among mlp, cnn, wide, tiny"),
+    (["--workloads", "resnet"], "unknown workloads resnet; choose among mlp, cnn, wide, tiny, conv1d, convt2d, "
+                                "gru32, gru256, lstm32, lstm256, encoder"),
     (["--modes", ","], "--modes needs at least one name among train, infer"),
     (["--steps", "0"], "--steps must be at least 1, got 0"),
     (["--threads", "-1"], "--threads must be at least 1, got -1"),

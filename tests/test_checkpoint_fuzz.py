@@ -61,7 +61,8 @@ CONFIGS = {
     "Reshape": [dict(shape=[2, 3])], "AdaptiveAvgPool2d": [dict(output_size=2)],
     "MaxPool2d": [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)], "AvgPool2d": [dict(kernel_size=2)],
 }
-COMPOSITES = {"Sequential", "Residual", "Concat"}
+# containers, and the layers that take layers as arguments (walked as composites, checked once built)
+COMPOSITES = {"Sequential", "Residual", "Concat", "TransformerEncoder", "TransformerDecoder", "Transformer"}
 LOSSES = {name for name, cls in spec_module.builtin_classes().items() if issubclass(cls, xn.Loss)}
 
 

@@ -211,7 +211,8 @@ def test_from_torch_unsupported(torch):
         (nn.Sequential(nn.Embedding(5, 2, sparse=True)),
          r"^model\.layers\[0\]: Embedding: sparse=True \(sparse gradient tensors\) is not available: the array API has "
          r"no sparse arrays"),
-        (nn.GRU(2, 2), r"^from_torch: module is a torch\.nn\.modules\.rnn\.GRU, which xpnet has no layer for$"),
+        (nn.ChannelShuffle(2), r"^from_torch: module is a torch\.nn\.modules\.channelshuffle\.ChannelShuffle, which xpnet "
+                               r"has no layer for$"),
         (nn.ModuleList([nn.ReLU()]), r"^from_torch: module is a torch\.nn\.modules\.container\.ModuleList"),
     ]
     for module, msg in cases:

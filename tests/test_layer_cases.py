@@ -111,7 +111,7 @@ def _torch_inputs(torch, arrays, dtype):
     def one(a):
         if isinstance(a, tuple):
             return tuple(one(e) for e in a)
-        if a is None or isinstance(a, (bool, int, float, str)):
+        if not isinstance(a, (np.ndarray, np.generic)):  # None, a flag, a number
             return a
         t = torch.from_numpy(a.astype(dtype) if a.dtype == np.float64 else a)
         return t.requires_grad_(True) if t.is_floating_point() else t

@@ -186,3 +186,27 @@ def test_y_moved_to_the_backend_of_x(backend):
     y_np = np.arange(6)
     dl = DataLoader(X, y_np, batch_size=4)
     assert dl.backend is backend and backends.backend_of(dl.y) is backend
+
+
+def test_evaluate_counts_every_position_and_leaves_ignored_targets_out(backend):
+    """CrossEntropyLoss on (N, C, T) logits: accuracy over the positions whose target is not
+    ignore_index (never above 1); probability targets count their argmax."""
+    import xpnet as xn
+    from xpnet.nets.evaluate import Tally
+
+    rng = np.random.default_rng(4)
+    out = rng.standard_normal((4, 3, 5))
+    y = np.argmax(out, axis=1)
+    y[0, :3] = -1
+    y[1, 0] = (y[1, 0] + 1) % 3  # one miss among the 17 counted
+    ce = xn.CrossEntropyLoss(ignore_index=-1)
+    tally = Tally(ce, backend.xp)
+    for lo, hi in ((0, 2), (2, 4)):
+        o, t = backend.asarray(out[lo:hi]), backend.asarray(y[lo:hi])
+        tally.add(ce(o, t), o, t)
+    assert tally.result()["accuracy"] == pytest.approx(16 / 17)
+    p = np.exp(out[:, :, 0]) / np.exp(out[:, :, 0]).sum(axis=1, keepdims=True)
+    tally = Tally(xn.CrossEntropyLoss(), backend.xp)
+    o, t = backend.asarray(out[:, :, 0]), backend.asarray(p)
+    tally.add(xn.CrossEntropyLoss()(o, t), o, t)
+    assert tally.result()["accuracy"] == 1.0

@@ -68,7 +68,7 @@ ALL_EXAMPLES = [(name, i, layer) for name, group in EXAMPLES.items() for i, laye
 
 # Constructor arguments that configs leave out on purpose: placement, and torch's ``inplace``
 # (accepted for torch's signatures; xpnet never works in place, so it changes nothing).
-NOT_CONFIG = {"backend", "dtype", "inplace"}
+NOT_CONFIG = {"backend", "dtype", "inplace", "LinearCrossEntropyLoss.device"}
 
 
 def _exported_classes():

@@ -26,3 +26,10 @@ def test_tutorial_runs_and_reaches_its_accuracies(tmp_path, monkeypatch, capsys)
 def test_tutorial_images_exist():
     for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", DOC.read_text()):
         assert (DOC.parent / ref).is_file(), ref
+
+
+def test_sequences_doc_runs(tmp_path, monkeypatch):
+    """docs/sequences.md runs as printed: every python block, in order (its asserts check the
+    LSTM's backward through time by hand against xpnet's, and the attention section's claims)."""
+    monkeypatch.chdir(tmp_path)
+    run_markdown(DOC.parent / "sequences.md", 4)

@@ -248,6 +248,21 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU); call before reading a clock."""
 
+    def special(self, name: str):
+        """The array library's own ``erf`` or ``erfc`` (``name``) for this backend's arrays
+        (:mod:`._special`: torch and CuPy have them), or None where xpnet computes its own."""
+        from ._special import native
+
+        return native(self, name)
+
+    def fused(self):
+        """The fused CPU kernels for this backend's arrays (:mod:`._fused`: GELU, SiLU, LayerNorm,
+        GroupNorm, and the LSTM's and GRU's per-step gate maths, in float32), or None: numpy with
+        numba installed has them, nothing else does."""
+        from ._fused import kernels_for
+
+        return kernels_for(self)
+
     def manual_seed(self, seed: int) -> "Backend":
         """Reseed this backend's generator."""
         self.rng.manual_seed(seed)

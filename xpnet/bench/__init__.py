@@ -3,8 +3,9 @@
 Every figure comes from a fresh worker process (``python -m xpnet.bench.worker``) whose
 BLAS/OpenMP thread variables were set before numpy or torch was imported:
 
-- ``workloads``: the nets timed (MLP, small CNN, wide MLP, tiny net; training step and
-  inference), their data, and the sweep families for the scaling curves;
+- ``workloads``: the nets timed (MLP, small CNN, wide MLP, tiny net by default; by name, the
+  layer workloads: Conv1d, ConvTranspose2d, GRU, LSTM, a Transformer encoder layer; training
+  step and inference), their data, and the sweep families for the scaling curves;
 - ``flops``: floating-point operations per step, counted from the model's layers;
 - ``xpnet_side`` / ``peer``: the same model on an xpnet backend and in plain PyTorch;
 - ``timing``: warm-up, repeats, device synchronisation, medians and spread;

@@ -23,6 +23,21 @@ per sample, times the batch. Element-wise work (ReLU, pooling, softmax, bias add
 gradients, the SGD update) is O(activations) or O(parameters), not O(products), and is left
 out, as is customary; achieved GFLOP/s therefore measures the share of the step's time that
 goes into products.
+
+The layer workloads' layers, per sample (``T`` time steps):
+
+- ``Conv1d``: as ``Conv2d``, ``2 * weight.size * Lout``;
+- ``ConvTranspose2d``: the adjoint of a convolution, ``2 * weight.size * Hin * Win`` (each
+  input position meets the whole weight);
+- ``GRU``/``LSTM``: ``2 * T * (weight_ih.size + weight_hh.size)`` per layer and direction;
+  the first layer's spared input gradient is only ``2 * T * weight_ih_l0.size``, since the
+  recurrence needs ``dh`` at every step anyway;
+- ``TransformerEncoderLayer``: its four projections (``2 * T * (4 d^2 + 2 d ff)``, the
+  in-projection ``3 d^2`` of that the spared input gradient), plus attention's two products
+  ``QK^T`` and ``PV``, ``2 * 2 * T^2 * d``.
+
+``train = 3 * sum(forward) - spared`` holds for all of them: each backward product is one of
+the forward's, transposed, once for the weights and once for the input.
 """
 
 from __future__ import annotations
@@ -40,13 +55,41 @@ def _leaves(net):
             yield layer
 
 
+def _size(p):
+    return math.prod(p.data.shape)
+
+
+def _counted(xn, layer, x, y):
+    """``(forward, spared input gradient)`` per sample of one layer (input ``x``, output ``y``,
+    batch 1), or None for a layer without products (see the module docstring)."""
+    if isinstance(layer, (xn.Linear, xn.Conv1d, xn.Conv2d)):
+        fwd = 2 * _size(layer.weight) * (math.prod(y.shape[1:]) // y.shape[1])
+        return fwd, fwd
+    if isinstance(layer, xn.ConvTranspose2d):
+        fwd = 2 * _size(layer.weight) * math.prod(x.shape[2:])
+        return fwd, fwd
+    if isinstance(layer, (xn.GRU, xn.LSTM)):
+        t = x.shape[1] if layer.batch_first else x.shape[0]
+        weights = [p for n, p in layer.named_parameters() if n.startswith("weight_")]
+        return 2 * t * sum(_size(p) for p in weights), 2 * t * _size(layer.weight_ih_l0)
+    if isinstance(layer, xn.TransformerEncoderLayer):
+        t, d = (x.shape[1] if layer.batch_first else x.shape[0]), x.shape[-1]
+        attn = layer.self_attn
+        proj = [attn.in_proj_weight, attn.out_proj.weight, layer.linear1.weight, layer.linear2.weight]
+        return 2 * t * sum(_size(p) for p in proj) + 4 * t * t * d, 2 * t * _size(attn.in_proj_weight)
+    return None
+
+
 def layer_flops(net, sample_shape) -> list[dict]:
-    """``[{"layer", "forward_per_sample"}]`` for each Linear and Conv2d of ``net`` (a Sequential
-    chain), in order. Runs one forward pass on a single N(0, 1) sample on the net's backend
-    to learn every output shape (like any forward, it leaves the layers' caches behind: count on
-    a throwaway net, as :func:`workload_flops` does)."""
+    """``[{"layer", "forward_per_sample", "input_grad_per_sample"}]`` for each layer of ``net``
+    (a Sequential chain) that holds products (Linear, convolutions, GRU, LSTM, Transformer
+    encoder layers), in order. Runs one forward pass on a single N(0, 1) sample on the net's
+    backend to learn every shape (like any forward, it leaves the layers' caches behind: count
+    on a throwaway net, as :func:`workload_flops` does)."""
     import xpnet as xn
     from xpnet import backends
+
+    from .workloads import output_of
 
     weight = next(iter(net.parameters()), None)
     be = backends.backend_of(weight.data) if weight is not None else backends.get("numpy")
@@ -54,12 +97,11 @@ def layer_flops(net, sample_shape) -> list[dict]:
     x = gen.normal((1, *sample_shape), dtype=be.dtype("float32"))
     out = []
     for layer in _leaves(net):
-        x = layer.forward(x)
-        if isinstance(layer, (xn.Linear, xn.Conv2d)):
-            w = layer.weight.data
-            channels = x.shape[1]
-            positions = math.prod(x.shape[1:]) // channels
-            out.append({"layer": layer._tag(), "forward_per_sample": 2 * math.prod(w.shape) * positions})
+        y = output_of(layer.forward(x))
+        counted = _counted(xn, layer, x, y)
+        if counted is not None:
+            out.append({"layer": layer._tag(), "forward_per_sample": counted[0], "input_grad_per_sample": counted[1]})
+        x = y
     return out
 
 
@@ -69,7 +111,7 @@ def step_flops(per_layer, batch: int, mode: str) -> int:
     if mode == "infer":
         return batch * fwd
     if mode == "train":
-        first = per_layer[0]["forward_per_sample"] if per_layer else 0
+        first = per_layer[0].get("input_grad_per_sample", per_layer[0]["forward_per_sample"]) if per_layer else 0
         return batch * (3 * fwd - first)
     raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
 

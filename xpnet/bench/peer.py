@@ -8,7 +8,8 @@ Training step::
 
     opt.zero_grad(); loss = F.cross_entropy(net(x), y); loss.backward(); opt.step()
 
-with ``torch.optim.SGD(lr=0.01, momentum=0.9)``. Inference: ``net.eval()`` once, then
+(``F.mse_loss`` against the target for a layer workload, on a recurrent layer's output
+sequence), with ``torch.optim.SGD(lr=0.01, momentum=0.9)``. Inference: ``net.eval()`` once, then
 ``net(x)`` inside ``torch.inference_mode()`` (PyTorch's fastest forward-only mode). The
 net starts from the same weights as the xpnet side (loaded through the state dict) and sees
 the same data. On a GPU, TF32 is turned off so that the peer computes in float32, as xpnet does.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import importlib
 
 from .memory import device_tracker
-from .workloads import LR, MOMENTUM, cycling
+from .workloads import LR, MOMENTUM, cycling, output_of
 
 
 def build_peer(workload, torch):
@@ -38,6 +39,14 @@ def build_peer(workload, torch):
             return nn.MaxPool2d(a[0])
         if kind == "flatten":
             return nn.Flatten()
+        if kind == "conv1d":
+            return nn.Conv1d(a[0], a[1], a[2], padding=a[3])
+        if kind == "convt2d":
+            return nn.ConvTranspose2d(a[0], a[1], a[2], stride=a[3], padding=a[4])
+        if kind in ("gru", "lstm"):
+            return (nn.GRU if kind == "gru" else nn.LSTM)(a[0], a[1], batch_first=True)
+        if kind == "encoder":
+            return nn.TransformerEncoderLayer(a[0], a[1], a[2], a[3], batch_first=True)
         raise ValueError(f"unknown layer spec {spec!r}")
 
     return nn.Sequential(*(make(s) for s in workload.layers))
@@ -90,9 +99,11 @@ class PeerSide:
         if mode == "train":
             opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
 
+            loss_fn = F.mse_loss if workload.loss == "mse" else F.cross_entropy
+
             def run(x, y):
                 opt.zero_grad()
-                loss = F.cross_entropy(net(x), y)
+                loss = loss_fn(output_of(net(x)), y)
                 loss.backward()
                 opt.step()
                 return loss
@@ -104,7 +115,7 @@ class PeerSide:
 
             def run(x, y):
                 with torch.inference_mode():
-                    return net(x)
+                    return output_of(net(x))
 
             def read(v):
                 return float(v.double().square().sum().item())

@@ -12,7 +12,7 @@ import dataclasses
 
 from .sides import BACKENDS
 from .timing import Timing
-from .workloads import MODES, WORKLOADS
+from .workloads import DEFAULT_WORKLOADS, MODES
 
 FULL_TIMING = Timing(repeats=5, repeat_s=0.3, warmup_s=0.5, min_warmup=3, min_blocks=3)
 QUICK_TIMING = Timing(repeats=3, repeat_s=0.1, warmup_s=0.1, min_warmup=2, min_blocks=1)
@@ -33,7 +33,7 @@ class Settings:
     threads: int
     quick: bool = False
     backends: tuple = BACKENDS
-    workloads: tuple = tuple(WORKLOADS)
+    workloads: tuple = DEFAULT_WORKLOADS
     modes: tuple = MODES
     peer: bool = True
     scaling: bool = True

@@ -139,7 +139,7 @@ def report(doc) -> str:
             "median over rounds:",
             ceiling_table({c["ceiling"]: c for c in doc["ceilings"]})]
     if doc["copies"]:
-        out += ["", "Host-to-device copy of one batch (inputs float32 + labels int64, from pageable host memory):",
+        out += ["", "Host-to-device copy of one batch (inputs float32 + labels int64 or float32 targets, from pageable host memory):",
                 copy_table(doc["copies"])]
     for name, sw in doc["scaling"].items():
         x_name = "batch" if name == "batch" else "width"

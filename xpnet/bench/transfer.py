@@ -2,7 +2,8 @@
 
 Rows time a step on data already on the device; this measures what putting a batch there
 costs: ``side.to_device(x)`` and ``side.to_device(y)`` for one batch (inputs float32, labels
-int64) from ordinary (pageable) host numpy arrays, then a synchronize, per repeat::
+int64 or a layer workload's float32 targets) from ordinary (pageable) host numpy arrays, then
+a synchronize, per repeat::
 
     GB/s = (bytes of x + bytes of y) / (median seconds per copy) / 1e9
 

@@ -67,7 +67,8 @@ def data_arg(s):
     if s in DATASETS or (s and is_file(s)):
         return s
     choices = ", ".join(map(repr, DATASETS))
-    raise argparse.ArgumentTypeError(f"invalid choice: {s!r} (choose from {choices}; or the path of a .npz or .csv file)")
+    raise argparse.ArgumentTypeError(f"invalid choice: {s!r} (choose from {choices}; or the path of a .npz or .csv "
+                                     "file, or of a text file for --model gpt or lstm)")
 
 
 def metrics_arg(s):

@@ -15,6 +15,8 @@ def _names(text, valid, what):
     from . import UsageError
 
     names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return tuple(valid)
     if not names:
         raise UsageError(f"--{what} needs at least one name among {', '.join(valid)}")
     bad = [n for n in names if n not in valid]
@@ -25,7 +27,7 @@ def _names(text, valid, what):
 
 def add_arguments(parser):
     from ..bench.sides import BACKENDS
-    from ..bench.workloads import MODES, WORKLOADS
+    from ..bench.workloads import DEFAULT_WORKLOADS, MODES, WORKLOADS
 
     parser.add_argument("--quick", action="store_true",
                         help="one short round and 3-point scaling curves: under 2 minutes on a 2-core CPU")
@@ -37,8 +39,9 @@ def add_arguments(parser):
     parser.add_argument("--backends", default=",".join(BACKENDS), metavar="LIST",
                         help=f"comma-separated xpnet backends among {', '.join(BACKENDS)}; those unusable here "
                              "are skipped with the reason (default: all)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), metavar="LIST",
-                        help=f"comma-separated workloads among {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), metavar="LIST",
+                        help=f"comma-separated workloads among {', '.join(WORKLOADS)} "
+                             f"(default: the classifiers {','.join(DEFAULT_WORKLOADS)}; 'all' for every one)")
     parser.add_argument("--modes", default=",".join(MODES), metavar="LIST",
                         help="train (a training step), infer (forward only), or both (default)")
     parser.add_argument("--threads", type=int, metavar="N",

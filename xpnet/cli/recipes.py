@@ -40,11 +40,17 @@ RECIPES = {
     "moons": Recipe(None, 2, 2, epochs=100, batch_size=32, lr=1e-2, hidden=(32, 32)),
     "ring": Recipe(None, 2, 2, epochs=100, batch_size=32, lr=1e-2, hidden=(16,)),
 }
-DATASETS = tuple(RECIPES)
+#: the generated sequence tasks, for --model gpt|lstm (xpnet.cli.sequences)
+SEQUENCE_TASKS = tuple(data.sequences.TASKS)
+DATASETS = tuple(RECIPES) + SEQUENCE_TASKS
 
 
 def load(name, be, dtype, seed, flatten):
     """``((Xtr, ytr), (Xval, yval), (Xte, yte))`` of data set ``name`` on backend ``be``."""
+    if name in SEQUENCE_TASKS:  # xpnet train gives them to xpnet.cli.sequences; evaluate and predict land here
+        raise ValueError("a sequence task, whose models xpnet evaluate and xpnet predict do not score (they take "
+                         "classifiers); its run's metrics.json holds the test figures, and xpnet train --resume "
+                         "CKPT --epochs E (E: its last epoch) evaluates it anew")
     if name in ("digits", "mnist", "fashion-mnist"):
         loader = {"digits": data.load_digits, "mnist": data.load_mnist, "fashion-mnist": data.load_fashion_mnist}[name]
         Xtr, ytr = loader("train", backend=be, dtype=dtype, flatten=flatten)

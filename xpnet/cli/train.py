@@ -30,6 +30,7 @@ import time
 
 from . import USER_ERRORS, RunFailure, UsageError, checks, describe
 from . import paths, report
+from . import sequences  # --model gpt|lstm (importing it registers their classes: every command loads them)
 from ._args import (backend_arg, data_arg, metrics_arg, nonneg_float, nonneg_int, positive_float, positive_int,
                     seed_arg)
 
@@ -43,10 +44,12 @@ def add_arguments(parser):
         action = parser.add_argument(*names, **kw)
         ACTIONS[action.dest] = action
 
-    add("--model", default="mlp", help="mlp, cnn, or the path of a JSON model spec (default: mlp)")
+    add("--model", default="mlp", help="mlp, cnn, or the path of a JSON model spec (default: mlp); gpt or lstm: "
+        "a sequence model, for --data sort, reverse, addition or a text file (a character corpus)")
     add("--data", default="digits", type=data_arg, help="digits (embedded, the default), mnist, fashion-mnist, "
         "spirals, moons, ring, or your own file: a .npz (arrays X and y) or a .csv with a header line "
-        "(split 70/15/15 per class by --seed, standardised with the train split's statistics)")
+        "(split 70/15/15 per class by --seed, standardised with the train split's statistics); for --model gpt "
+        "or lstm: sort, reverse, addition (generated tasks) or a UTF-8 text file")
     add("--label", default=None, metavar="NAME", help="the label column of a --data CSV file (default: the column "
         "named label, target, class or y, else the last)")
     add("--backend", type=backend_arg, default=None, help="numpy, torch, torch:cuda, cupy, array_api_strict, "
@@ -151,6 +154,8 @@ def _run(args, launch) -> int:
     if args.resume is not None:
         ck = checks.load_checkpoint("--resume", args.resume, chosen)
         _restore_settings(args, ck)
+    if sequences.wanted(args):  # --model gpt|lstm: next-token training (xpnet.cli.sequences)
+        return sequences.run(args, launch, chosen, ck)
     source = _source(args, ck)
     recipe = RECIPES[args.data] if source is None else datafile.recipe(source.info)
     if ck is None and args.epochs == 0:

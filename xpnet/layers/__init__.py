@@ -37,6 +37,11 @@ from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d
                       ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
 from .pixel_shuffle import PixelShuffle, PixelUnshuffle
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from .attention import MultiheadAttention, scaled_dot_product_attention  # issue 12: attention
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,  # issue 12: transformers
+                          TransformerEncoder, TransformerEncoderLayer)
+from .recurrent import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # issue 12: recurrent
+from .losses import LinearCrossEntropyLoss  # issue 11: LinearCrossEntropyLoss
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
@@ -63,3 +68,8 @@ __all__ += ["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTrans
             "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d"]
 __all__ += ["CTCLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "MarginRankingLoss",  # issue 11: multi-input losses
             "TripletMarginLoss"]
+__all__ += ["MultiheadAttention", "scaled_dot_product_attention"]  # issue 12: attention
+__all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",  # issue 12: transformers
+            "TransformerEncoderLayer"]
+__all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell"]  # issue 12: recurrent
+__all__ += ["LinearCrossEntropyLoss"]  # issue 11: LinearCrossEntropyLoss

@@ -46,6 +46,9 @@ class GELU(_Elementwise):
     def _forward(self, xp, x):
         if self.approximate == "tanh":
             return self._tanh_form(xp, x)
+        fused = backend_of(x).fused()
+        if fused is not None and fused.takes(x):  # numpy float32 with numba: one pass, same formulas
+            return fused.gelu(x)
         cdf, slope = normal_cdf_pdf(x)  # fresh arrays: updated in place
         y = x * cdf
         with backend_of(x).ignore_overflow():  # x * pdf is inf * 0 = NaN at +-inf, as in torch
@@ -87,7 +90,11 @@ class SiLU(_Elementwise):
         self.inplace = inplace_flag("SiLU", inplace)
 
     def _forward(self, xp, x):
-        with backend_of(x).ignore_overflow():  # exp(-x) = inf for x < -88 in float32: s = 0, as torch
+        be = backend_of(x)
+        fused = be.fused()
+        if fused is not None and fused.takes(x):  # numpy float32 with numba: one pass
+            return fused.silu(x)
+        with be.ignore_overflow():  # exp(-x) = inf for x < -88 in float32: s = 0, as torch
             e = xp.exp(-x)
             e += 1.0
             s = 1.0 / e

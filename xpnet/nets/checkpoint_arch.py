@@ -218,6 +218,8 @@ def _walk(spec, field, depth, walk, complete, want_loss=False):
                                           depth + 1, walk, complete)
         return node
     rule = rule_for(cls)
+    if rule is not None and any(_spec._is_spec(args.get(k)) for k in getattr(cls, "_layer_arguments", ())):
+        rule = None  # a layer where the class takes one (a transformer's activation): walked as a composite
     if rule is None and issubclass(cls, Loss) and _spec.builtin_classes().get(kind) is cls:
         _scalars(args, field)  # xpnet's losses take no layers; their class weights come from these lists
         complete[0] = False

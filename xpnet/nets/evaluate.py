@@ -60,6 +60,21 @@ def eval_mode(net):
             layer.training = mode
 
 
+def _class_hits(xp, out, yb, ignore_index):
+    """``(hits, counted)`` of a CrossEntropyLoss batch: the argmax over the class axis (1)
+    against the labels, at every position of ``(N, C, d1, ...)`` logits, without the targets
+    equal to ``ignore_index``; probability targets count their own argmax as the label. Both
+    are device values (``counted`` a Python int where nothing is ignored)."""
+    pred = xp.argmax(out, axis=1)
+    if yb.ndim == out.ndim:  # class probabilities, of the logits' shape
+        return xp.sum(xp.astype(pred == xp.argmax(yb, axis=1), xp.int64)), math.prod(pred.shape)
+    hit = pred == yb
+    if ignore_index is None:
+        return xp.sum(xp.astype(hit, xp.int64)), math.prod(pred.shape)
+    keep = yb != ignore_index
+    return xp.sum(xp.astype(hit & keep, xp.int64)), xp.sum(xp.astype(keep, xp.int64))
+
+
 class Tally:
     """Running sums over batches for one epoch: ``loss`` (per sample), ``accuracy``, and the
     figures of each :class:`~xpnet.metrics.Metric` in ``metrics`` (reset here, updated per batch).
@@ -80,6 +95,7 @@ class Tally:
         for m in self.metrics:
             m.reset()
         self.kind = "ce" if isinstance(loss, CrossEntropyLoss) else "bce" if isinstance(loss, BCEWithLogitsLoss) else None
+        self.ignore_index = getattr(loss, "ignore_index", None)
         self.per_mean = loss.reduction == "mean"
         self.per_element = loss.reduction == "none"
         self.loss_sum = self.correct = None
@@ -94,8 +110,8 @@ class Tally:
         for m in self.metrics:
             m.update(out, yb)
         if self.kind == "ce":
-            hit = xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
-            self.n_acc += b
+            hit, counted = _class_hits(xp, out, yb, self.ignore_index)
+            self.n_acc = counted if isinstance(self.n_acc, int) and self.n_acc == 0 else self.n_acc + counted
         elif self.kind == "bce":
             hit = xp.sum(xp.astype((out > 0) == (yb >= 0.5), xp.int64))
             self.n_acc += math.prod(out.shape)
@@ -110,7 +126,11 @@ class Tally:
             raise ValueError("no batches were seen")
         out = {"loss": float(self.loss_sum) / self.n}
         if self.correct is not None:
-            out["accuracy"] = int(self.correct) / self.n_acc
+            if isinstance(self.n_acc, int):
+                out["accuracy"] = int(self.correct) / self.n_acc
+            else:  # hits and the targets counted (ignored ones left out), in one read
+                hits, counted = (int(v) for v in backends.to_numpy(self.xp.stack([self.correct, self.n_acc])))
+                out["accuracy"] = hits / counted if counted else float("nan")
         for m in self.metrics:
             out.update(m.result())
         return out

@@ -41,9 +41,32 @@ _TENSOR_ARGS = ("weight", "pos_weight", "_random_samples")
 # d_model: it is its self_attn's embed_dim)
 _TORCH_ATTRS = {
     ("PairwiseDistance", "p"): "norm",
+    # LinearCrossEntropyLoss (issue 11): torch keeps the Linear's sizes on the child
+    ("LinearCrossEntropyLoss", "in_features"): lambda m: m.linear.in_features,
+    ("LinearCrossEntropyLoss", "bias"): lambda m: m.linear.bias is not None,
     # recurrent layers
     # attention
-    # transformers
+    ("MultiheadAttention", "bias"): lambda m: m.in_proj_bias is not None,
+    ("MultiheadAttention", "add_bias_kv"): lambda m: m.bias_k is not None,
+    # transformers: torch keeps a layer's arguments on its children, and its activation as a
+    # function (F.relu, F.gelu: xpnet's "relu", "gelu"; a module converts as a child). A
+    # Transformer converts with its encoder and decoder as custom ones (exact, whatever they
+    # are), which leave its other arguments unused: those are xpnet's defaults
+    **{(kind, f): read for kind in ("TransformerEncoderLayer", "TransformerDecoderLayer") for f, read in (
+        ("d_model", lambda m: m.self_attn.embed_dim), ("nhead", lambda m: m.self_attn.num_heads),
+        ("dim_feedforward", lambda m: m.linear1.out_features), ("dropout", lambda m: m.dropout.p),
+        ("activation", lambda m: next((name for name in ("relu", "gelu")
+                                       if m.activation is getattr(backends.torch_module().nn.functional, name)),
+                                      m.activation)),
+        ("layer_norm_eps", lambda m: m.norm1.eps), ("batch_first", lambda m: m.self_attn.batch_first),
+        ("bias", lambda m: m.linear1.bias is not None))},
+    ("TransformerEncoder", "encoder_layer"): lambda m: m.layers[0],
+    ("TransformerDecoder", "decoder_layer"): lambda m: m.layers[0],
+    ("Transformer", "custom_encoder"): lambda m: m.encoder,
+    ("Transformer", "custom_decoder"): lambda m: m.decoder,
+    **{("Transformer", f): (lambda m, f=f: inspect.signature(_spec._registry()["Transformer"]).parameters[f].default)
+       for f in ("num_encoder_layers", "num_decoder_layers", "dim_feedforward", "dropout", "activation",
+                 "layer_norm_eps", "norm_first", "bias")},
 }
 
 _BUILTIN_TWINS: dict = {}

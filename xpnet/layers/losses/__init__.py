@@ -23,9 +23,11 @@ from .ctc import CTCLoss
 from .gaussian_nll import GaussianNLLLoss
 from .ranking import CosineEmbeddingLoss, MarginRankingLoss
 from .triplet import TripletMarginLoss
+from .linear_cross_entropy import LinearCrossEntropyLoss  # issue 11: LinearCrossEntropyLoss
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Loss", "MSELoss"]
 __all__ += ["BCELoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MultiLabelMarginLoss",
             "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss", "PoissonNLLLoss", "SmoothL1Loss", "SoftMarginLoss"]
 __all__ += ["CTCLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "MarginRankingLoss", "MultiInputLoss",
             "TripletMarginLoss"]
+__all__ += ["LinearCrossEntropyLoss"]  # issue 11: LinearCrossEntropyLoss

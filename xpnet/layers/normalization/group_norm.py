@@ -1,13 +1,25 @@
-"""GroupNorm, as ``torch.nn.GroupNorm``."""
+"""GroupNorm, as ``torch.nn.GroupNorm``: the channel norms' array-API step (:mod:`._channel`),
+or, on numpy in float32 with numba installed, two fused kernels (:mod:`xpnet.backends._fused`:
+one pass each way, the same formulas)."""
 
 from __future__ import annotations
 
 from ... import backends
 from ...validate import float_dtype, positive_int
 from .._checks import shape_str
-from ..base import Parameter
+from ..base import Parameter, Signature, trains
 from ._channel import _ChannelNorm
-from ._core import eps_arg, flags
+from ._core import check_input, eps_arg, flags
+
+
+class _FusedStep:
+    """What the fused forward keeps: ``x`` as ``(N, C, S)`` float32, the statistics per sample
+    and group, what has ``y``'s shape, dtype and place, and the kernels."""
+
+    __slots__ = ("x3", "mean", "rstd", "like", "kernels")
+
+    def __init__(self, x3, mean, rstd, like, kernels):
+        self.x3, self.mean, self.rstd, self.like, self.kernels = x3, mean, rstd, like, kernels
 
 
 class GroupNorm(_ChannelNorm):
@@ -39,6 +51,44 @@ class GroupNorm(_ChannelNorm):
         dt = float_dtype(name, be, dtype)
         self.weight = Parameter(xp.ones((c,), dtype=dt, device=dev)) if affine else None
         self.bias = Parameter(xp.zeros((c,), dtype=dt, device=dev)) if affine and bias else None
+
+    def forward(self, x):
+        tag = self._tag()
+        check_input(tag, x, self._ref(), stats=self.weight is None)
+        n, c, s = self._geometry(tag, x)
+        be = backends.backend_of(x)
+        fused = be.fused()
+        if fused is None or self._count(n, c, s) == 0:
+            return super().forward(x)
+        xp = be.xp
+        x3 = xp.reshape(be.widened(x), (n, c, s))
+        w = None if self.weight is None else be.widened(self.weight.data)
+        b = None if self.bias is None else be.widened(self.bias.data)
+        if not fused.takes(x3, w, b):
+            return super().forward(x)
+        y, mean, rstd = fused.group_norm(x3, self.num_groups, w, b, self.eps)
+        like = Signature(x) if x.dtype in be.low_float_dtypes else x
+        self.save_for_backward(_FusedStep(x3, mean, rstd, like, fused))
+        return be.narrowed(xp.reshape(y, tuple(x.shape)), x.dtype)
+
+    def backward(self, dy, input_grad: bool = True):
+        stack = self.__dict__.get("_saved")  # the newest forward's kind decides (peeked, not popped)
+        if not stack or type(stack[-1][0]) is not _FusedStep:
+            return super().backward(dy, input_grad)
+        (st,) = self.saved()
+        if dy is None:
+            return None
+        self.check_grad(dy, st.like)
+        be = backends.backend_of(dy)
+        xp = be.xp
+        dy3 = xp.reshape(be.widened(dy), tuple(st.x3.shape))
+        w = None if self.weight is None else be.widened(self.weight.data)
+        dx, dw, db = st.kernels.group_norm_backward(dy3, st.x3, self.num_groups, st.mean, st.rstd, w, input_grad)
+        if trains(self.weight):
+            self.weight.accumulate(be.narrowed(dw, self.weight.data.dtype))
+        if trains(self.bias):
+            self.bias.accumulate(be.narrowed(db, self.bias.data.dtype))
+        return None if dx is None else be.narrowed(xp.reshape(dx, tuple(st.like.shape)), dy.dtype)
 
     def _geometry(self, tag, x):
         shape = tuple(x.shape)

@@ -3,7 +3,9 @@
 
 Both view the input as ``(R, m)`` rows, ``m = prod(normalized_shape)``, and reduce each row in
 one BLAS pass (:mod:`._core`); the weight varies along the row, so, unlike the channel norms,
-the backward's row sums are matrix-vector products with the weight itself.
+the backward's row sums are matrix-vector products with the weight itself. On numpy in
+float32 with numba installed, LayerNorm's step runs as two fused kernels instead
+(:mod:`xpnet.backends._fused`: one pass each way, the same formulas).
 """
 
 from __future__ import annotations
@@ -89,23 +91,37 @@ class LayerNorm(_TrailingNorm):
         be = backends.backend_of(x)
         xp = be.xp
         x2 = xp.reshape(be.widened(x), (r, m))  # float16/bfloat16: statistics and y in float32
+        w, b = self._flat(be, self.weight), self._flat(be, self.bias)
+        like = x if x2.dtype == x.dtype else Signature(x)
+        fused = be.fused()
+        if fused is not None and fused.takes(x2, w, b):  # numpy float32 with numba: two passes
+            y, mean, inv_std = fused.layer_norm(x2, w, b, self.eps)
+            # Kept: the rows of x, the statistics per row (backward recomputes xhat from them)
+            self.save_for_backward(x2, (mean, inv_std), like, fused)
+            return be.narrowed(xp.reshape(y, tuple(x.shape)), x.dtype)
         xc = x2 - column(xp, row_sums(xp, x2) * (1.0 / m))
         inv_std = 1.0 / xp.sqrt(row_dots(xp, xc, xc) * (1.0 / m) + self.eps)
         xc *= column(xp, inv_std)  # xhat, in the fresh x - mean
-        w, b = self._flat(be, self.weight), self._flat(be, self.bias)
         y = xp.asarray(xc, copy=True) if w is None else xc * w  # y never aliases xhat, which is kept
         if b is not None:
             y += b
         # Kept: xhat (backward overwrites it: nothing else holds it), inv_std per row, and what
         # has y's shape, dtype and place (x, or its Signature when computed in float32)
-        self.save_for_backward(xc, inv_std, x if x2.dtype == x.dtype else Signature(x))
+        self.save_for_backward(xc, inv_std, like, None)
         return be.narrowed(xp.reshape(y, tuple(x.shape)), x.dtype)
 
     def backward(self, dy, input_grad: bool = True):
-        xhat, inv_std, like = self.saved()
+        xhat, inv_std, like, fused = self.saved()
         if dy is None:
             return None
         be, xp, dy2, w = self._grad_rows(dy, like, xhat.shape)
+        if fused is not None:  # xhat holds the rows of x, inv_std (mean, inv_std)
+            dx, dw, db = fused.layer_norm_backward(dy2, xhat, *inv_std, w, input_grad)
+            if trains(self.weight):
+                self._accumulate(be, self.weight, dw)
+            if trains(self.bias):
+                self._accumulate(be, self.bias, db)
+            return None if dx is None else be.narrowed(xp.reshape(dx, tuple(like.shape)), dy.dtype)
         m, out_dtype = xhat.shape[1], dy.dtype
         g = dy2 * xhat if trains(self.weight) or input_grad else None
         if trains(self.weight):
