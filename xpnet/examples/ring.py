@@ -19,8 +19,9 @@ from xpnet import backends
 from xpnet.data import ring_vs_blob
 
 
-def train(backend=None, epochs=1000, lr=0.1, seed=3, data_seed=0, log_every=100, out=sys.stdout):
+def train(backend=None, epochs=1000, lr=0.1, seed=3, data_seed=0, log_every=100, out=None):
     """Train and return the final training accuracy (a float in [0, 1])."""
+    out = sys.stdout if out is None else out  # looked up at the call, not at import
     be = backends.get(backend)
     xp = be.xp
     backends.get("numpy").manual_seed(seed)

@@ -78,10 +78,11 @@ def build(model, recipe, vocab_size, block_size, be, dtype=None):
     return SeqLSTM(vocab_size, **recipe.model, backend=be, dtype=dtype)
 
 
-def fit_task(net, task, recipe, epochs, be, out=sys.stdout):
+def fit_task(net, task, recipe, epochs, be, out=None):
     """Train ``net`` on ``task``'s training split with ``recipe``'s settings for ``epochs``
     epochs, one line per epoch on ``out``, then greedy-decode the test prompts; returns
     ``(net, exact-sequence accuracy, seconds)``."""
+    out = sys.stdout if out is None else out  # looked up at the call: a captured stream may have closed since import
     import xpnet as xn
 
     from .tokens import SequenceAccuracy, TokenCrossEntropyLoss
@@ -99,7 +100,7 @@ def fit_task(net, task, recipe, epochs, be, out=sys.stdout):
     return net, acc, seconds
 
 
-def train(model, data, backend=None, epochs=None, seed=0, out=sys.stdout):
+def train(model, data, backend=None, epochs=None, seed=0, out=None):
     """Train ``model`` (``"gpt"``, ``"lstm"``) on the task ``data`` (``"sort"``, ``"reverse"``,
     ``"addition"``) with its recipe (``epochs``: default the recipe's), the weights and the
     problems drawn with ``seed``; returns ``(net, exact-sequence accuracy on the held-out
