@@ -106,7 +106,7 @@ def test_evaluate_and_predict_refuse_sequence_models_in_one_line(sort_run, tmp_p
     (("--model", "lstm", "--data", "sort", "--label", "y"), "--label y: names the label column"),
     (("--model", "gpt", "--data", "sort", "--precision", "bf16"), "--precision bf16: mixed precision is not offered"),
     (("--model", "gpt", "--data", "sort", "--epochs", "0"), "--epochs 0: nothing to train"),
-    (("--model", "gpt", "--data", "nowhere.txt"), "invalid choice: 'nowhere.txt'"),
+    (("--model", "gpt", "--data", "nowhere.txt"), "'nowhere.txt': no such file"),
 ])
 def test_mistakes_are_one_line(argv, needle, tmp_path):
     usage(cli("train", *argv, "--out", tmp_path / "run"), needle)

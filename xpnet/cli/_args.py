@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 
 def positive_int(s):
@@ -66,6 +67,9 @@ def data_arg(s):
 
     if s in DATASETS or (s and is_file(s)):
         return s
+    if pathlib.PurePath(s).suffix or "/" in s:  # meant as a file: say that it is not there
+        raise argparse.ArgumentTypeError(f"{s!r}: no such file (a data file: .npz, .csv, or a text file for "
+                                         f"--model gpt or lstm; or a data set: {', '.join(DATASETS)})")
     choices = ", ".join(map(repr, DATASETS))
     raise argparse.ArgumentTypeError(f"invalid choice: {s!r} (choose from {choices}; or the path of a .npz or .csv "
                                      "file, or of a text file for --model gpt or lstm)")
